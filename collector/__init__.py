@@ -1,0 +1,1 @@
+"""agentwatch subpackage (being written)."""
