@@ -1,0 +1,125 @@
+"""The ``agentwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._settings import ConfigError, ServiceSettings
+
+_DESCRIPTION = """\
+agentwatch watches what AI agents do (OpenTelemetry spans), detects when an agent deviates
+from its normal behavior (tool-call loops, rate spikes), alerts people and opens the agent's
+circuit breaker through a signed webhook."""
+
+_SERVE_EPILOG = """\
+environment:
+  AGENTWATCH_WEBHOOK_SECRET     Standard Webhooks secret (whsec_ + base64) shared with agents;
+                                without it no control webhook is sent (alerts still are)
+  AGENTWATCH_SLACK_WEBHOOK_URL  Slack incoming-webhook URL for notifications
+  AGENTWATCH_CLICKHOUSE_DSN     a ClickHouse server instead of the embedded engine
+  AGENTWATCH_BREAKER_MIN_SEVERITY  least severity that opens a breaker (default critical)
+
+example:
+  agentwatch serve --data-dir ./agentwatch-data
+  # then point agents at it: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentwatch",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the service: OTLP/HTTP ingest, detection, alerts, REST API",
+        description="Run the agentwatch service in the foreground until Ctrl-C.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--data-dir", type=Path, help="embedded ClickHouse and state live here")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318)")
+    serve.add_argument("--api-port", type=int, help="REST API port (default 8080)")
+    serve.add_argument("--clickhouse", dest="clickhouse_dsn", help="ClickHouse server DSN")
+    serve.add_argument("--slack-webhook-url", help="Slack incoming-webhook URL")
+    serve.add_argument("--ttl-days", type=int, help="drop rows older than this (0 keeps all)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the service with a simulated fleet and one runaway agent",
+        description=(
+            "Start agentwatch on embedded ClickHouse, run a fleet of simulated agents through\n"
+            "the real SDK, make one run away (a tool-call loop, then a rate spike), and show it\n"
+            "detected, alerted and stopped, with latencies and a post-mortem query."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--agents", type=int, default=20, help="fleet size (default 20)")
+    demo.add_argument("--warmup-s", type=float, default=15.0, help="normal traffic first")
+    demo.add_argument("--data-dir", type=Path, help="keep the data here (default: a temp dir)")
+    demo.add_argument("--seed", type=int, default=7, help="randomness of the fleet")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._runner import RunningService
+    from ._service import settings_summary
+
+    settings = ServiceSettings.from_env(
+        os.environ,
+        data_dir=args.data_dir,
+        host=args.host,
+        otlp_http_port=args.otlp_http_port,
+        api_port=args.api_port,
+        clickhouse_dsn=args.clickhouse_dsn,
+        slack_webhook_url=args.slack_webhook_url,
+        ttl_days=args.ttl_days,
+    )
+    running = RunningService(settings)
+    print(f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  API {running.api_url}")
+    print(f"settings: {dict(settings_summary(settings))}")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    print("stopping: draining detection, deliveries and writes ...")
+    running.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        from ._demo import run_demo
+
+        return run_demo(
+            agents=args.agents, warmup_s=args.warmup_s, data_dir=args.data_dir, seed=args.seed
+        )
+    except ConfigError as exc:
+        print(f"agentwatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"agentwatch: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""HTTP front ends: OTLP/HTTP ingest and the REST API, each an ASGI app on its own port.
+
+OTLP/HTTP follows the specification: protobuf or JSON bodies, optional gzip, the response in the
+request's content type, 400 with a ``google.rpc.Status`` for undecodable input, 200 with
+``partial_success`` when some spans were invalid, 429 with Retry-After when storage is backed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+import socket
+import threading
+import time
+import zlib
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from ._otlp import OtlpDecodeError, decode_request, request_to_rows
+from ._service import Service
+
+logger = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+RETRY_AFTER_S = 2
+
+
+def _media(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _encode(message: Any, media: str) -> bytes:
+    if media == JSON:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return bytes(message.SerializeToString())
+
+
+def _status(code: int, message: str, media: str, http_status: int, **headers: str) -> Response:
+    body = _encode(status_pb2.Status(code=code, message=message), media)
+    return Response(body, status_code=http_status, media_type=media, headers=headers)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """gzip/deflate with a cap on the decompressed size (a gzip-bomb guard)."""
+    if encoding in ("", "identity"):
+        data = body
+    elif encoding == "gzip":
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        data = decompressor.decompress(body, limit + 1)
+        if decompressor.unconsumed_tail:
+            raise _TooLarge
+    elif encoding == "deflate":
+        decompressor = zlib.decompressobj()
+        data = decompressor.decompress(body, limit + 1)
+        if decompressor.unconsumed_tail:
+            raise _TooLarge
+    else:
+        raise OtlpDecodeError(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    if len(data) > limit:
+        raise _TooLarge
+    return data
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def otlp_app(service: Service) -> FastAPI:
+    """The OTLP/HTTP receiver (``POST /v1/traces``)."""
+    app = FastAPI(title="agentwatch OTLP/HTTP receiver", docs_url=None, redoc_url=None)
+    limit = service.settings.max_request_bytes
+
+    @app.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        media = _media(request)
+        reply_media = JSON if media == JSON else PROTOBUF
+        if media not in (JSON, PROTOBUF):
+            return _status(
+                code_pb2.INVALID_ARGUMENT,
+                f"unsupported Content-Type {media!r}: use {PROTOBUF} or {JSON}",
+                reply_media,
+                415,
+            )
+        raw = await request.body()
+        try:
+            body = _decompress(raw, request.headers.get("content-encoding", "").lower(), limit)
+            decoded = request_to_rows(decode_request(body, media))
+        except _TooLarge:
+            return _status(
+                code_pb2.INVALID_ARGUMENT,
+                f"request body exceeds {limit} bytes after decompression; send smaller batches",
+                reply_media,
+                413,
+            )
+        except (OtlpDecodeError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
+            return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
+        if decoded.rows and not service.ingest(decoded.rows):
+            return _status(
+                code_pb2.UNAVAILABLE,
+                "agentwatch is backed up writing to ClickHouse; retry later",
+                reply_media,
+                429,
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if decoded.rejected:
+            service._count("spans_rejected", decoded.rejected)
+        response = ExportTraceServiceResponse()
+        if decoded.rejected:
+            response.partial_success.rejected_spans = decoded.rejected
+            response.partial_success.error_message = "; ".join(decoded.errors)
+        return Response(_encode(response, reply_media), media_type=reply_media)
+
+    return app
+
+
+def _parse_since(since: str | None) -> int:
+    if not since:
+        return 0
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise HTTPException(400, f"since must be RFC 3339, e.g. 2026-01-02T03:04:05Z: {exc}")
+    if moment.tzinfo is None:
+        raise HTTPException(400, "since must carry a time zone, e.g. a trailing Z")
+    return int(moment.timestamp() * 1e9)
+
+
+def api_app(service: Service) -> FastAPI:
+    """The REST API: anomalies, agents, health."""
+    app = FastAPI(title="agentwatch API", version="0.1.0")
+
+    @app.get("/api/v1/anomalies")
+    def anomalies(
+        since: str | None = Query(None, description="RFC 3339 time; anomalies detected since"),
+        agent: str | None = Query(None, description="Only this agent instance id"),
+        limit: int = Query(1000, ge=1, le=10_000),
+    ) -> list[dict[str, Any]]:
+        return service.anomalies(since_ns=_parse_since(since), agent=agent, limit=limit)
+
+    @app.get("/api/v1/agents")
+    def agents() -> list[dict[str, Any]]:
+        out = []
+        for info in service.registry.all():
+            item = info.to_json()
+            item["breaker"] = service.remediator.breaker_state(info.agent)
+            out.append(item)
+        return out
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        try:
+            service.storage.query("SELECT 1")
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/api/v1/stats")
+    def stats() -> dict[str, Any]:
+        return {
+            **service.counters,
+            "agents": len(service.registry),
+            "pending_rows": service.span_writer.pending_rows,
+        }
+
+    return app
+
+
+class HttpServers:
+    """Runs ASGI apps on their own loopback-or-configured ports in one background thread.
+
+    Sockets are bound in the constructor, so ``ports`` is known (port 0 picks a free one)
+    before ``start``; ``start`` returns once every server accepts connections.
+    """
+
+    def __init__(self, apps: dict[str, tuple[Any, str, int]]) -> None:
+        self._servers: dict[str, tuple[uvicorn.Server, socket.socket]] = {}
+        self.ports: dict[str, int] = {}
+        for name, (app, host, port) in apps.items():
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                raise OSError(
+                    f"cannot listen on {host}:{port} for {name}: {exc.strerror}; "
+                    f"pick another port"
+                ) from exc
+            config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+            self._servers[name] = (uvicorn.Server(config), sock)
+            self.ports[name] = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            await asyncio.gather(
+                *(server.serve(sockets=[sock]) for server, sock in self._servers.values())
+            )
+
+        asyncio.run(main())
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not all(server.started for server, _ in self._servers.values()):
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("HTTP servers did not start")
+            time.sleep(0.01)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        for server, _ in self._servers.values():
+            server.should_exit = True
+        self._thread.join(timeout_s)
+        for _, sock in self._servers.values():
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

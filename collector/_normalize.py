@@ -1,0 +1,84 @@
+"""From an ``otel_traces`` row to what detectors and the agent registry read.
+
+Follows the telemetry contract (DESIGN.md): the agent key is ``service.instance.id``, falling
+back to ``gen_ai.agent.id`` and then ``service.name``; spans are classified by
+``gen_ai.operation.name`` first (so plain GenAI instrumentation without the agentwatch SDK is
+understood) and by agentwatch's span names second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agentwatch.detectors import AgentEvent, EventKind
+from agentwatch.sdk import semconv
+
+from ._otlp import STATUS_ERROR
+from ._schema import TRACE_COLUMNS
+
+_COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
+_TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
+_NAME, _SERVICE, _RES = _COL["SpanName"], _COL["ServiceName"], _COL["ResourceAttributes"]
+_ATTRS, _STATUS = _COL["SpanAttributes"], _COL["StatusCode"]
+
+_BY_SPAN_NAME: Mapping[str, tuple[EventKind, str]] = {
+    semconv.SPAN_HEARTBEAT: (EventKind.HEARTBEAT, ""),
+    semconv.SPAN_DECISION: (EventKind.DECISION, semconv.DECISION_CHOICE),
+    semconv.SPAN_STATE_TRANSITION: (EventKind.STATE, semconv.STATE_TO),
+    semconv.SPAN_GOAL_PROGRESS: (EventKind.GOAL, semconv.GOAL_ID),
+    semconv.SPAN_CHECKPOINT: (EventKind.CHECKPOINT, semconv.CHECKPOINT_ID),
+    semconv.SPAN_MESSAGE: (EventKind.MESSAGE, semconv.MESSAGE_PEER),
+}
+_MODEL_OPERATIONS = frozenset(
+    {semconv.OP_CHAT, "text_completion", "generate_content", "embeddings", "create_agent"}
+)
+
+
+def agent_key(resource: Mapping[str, str]) -> str:
+    """The instance id every per-agent detector and action uses."""
+    return (
+        resource.get(semconv.SERVICE_INSTANCE_ID)
+        or resource.get(semconv.GEN_AI_AGENT_ID)
+        or resource.get(semconv.SERVICE_NAME)
+        or ""
+    )
+
+
+def to_event(row: list[Any]) -> AgentEvent:
+    """Classify one row; unknown spans become ``EventKind.OTHER``."""
+    attributes: Mapping[str, str] = row[_ATTRS]
+    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME, "")
+    key = fingerprint = ""
+    if operation == semconv.OP_EXECUTE_TOOL:
+        kind = EventKind.ACTION
+        key = attributes.get(semconv.GEN_AI_TOOL_NAME, "")
+        fingerprint = attributes.get(semconv.ACTION_FINGERPRINT, "")
+    elif operation == semconv.OP_INVOKE_AGENT:
+        kind = EventKind.SESSION
+        key = attributes.get(semconv.GEN_AI_CONVERSATION_ID, "")
+    elif operation in _MODEL_OPERATIONS:
+        kind = EventKind.MODEL
+    elif row[_NAME] in _BY_SPAN_NAME:
+        kind, key_attribute = _BY_SPAN_NAME[row[_NAME]]
+        key = attributes.get(key_attribute, "") if key_attribute else ""
+    else:
+        kind = EventKind.OTHER
+    return AgentEvent(
+        agent=agent_key(row[_RES]),
+        service=row[_SERVICE],
+        kind=kind,
+        ts_ns=row[_TS],
+        key=key,
+        fingerprint=fingerprint,
+        error=row[_STATUS] == STATUS_ERROR,
+        trace_id=row[_TRACE],
+        span_id=row[_SPAN],
+    )
+
+
+def control_url(row: list[Any]) -> str:
+    """The control URL a heartbeat row carries, or ""."""
+    if row[_NAME] != semconv.SPAN_HEARTBEAT:
+        return ""
+    return str(row[_ATTRS].get(semconv.CONTROL_URL, ""))

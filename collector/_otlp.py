@@ -1,0 +1,247 @@
+"""OTLP trace requests to ``otel_traces`` rows, stringified exactly as the exporter does.
+
+The OpenTelemetry Collector's ClickHouse exporter stores every attribute value through pdata's
+``Value.AsString()``: strings as is, booleans ``true``/``false``, integers in base 10, doubles
+in ES6 number form (``1``, ``0.5``, ``1e-7``, ``1e+21``), bytes as standard base64, and arrays
+and maps as compact JSON with sorted keys. Span kind and status code are pdata's names
+(``Internal``, ``Server`` ...; ``Unset``, ``Ok``, ``Error``). This module reproduces that so rows
+written here and rows written by an OTel Collector are indistinguishable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from agentwatch.sdk import semconv
+
+SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODES = ("Unset", "Ok", "Error")
+STATUS_ERROR = "Error"
+
+
+class OtlpDecodeError(ValueError):
+    """The request body is not a valid OTLP export request; the reason says why."""
+
+
+def format_double(value: float) -> str:
+    """A double as pdata's ``float64AsString`` writes it (ES6 number to string)."""
+    if math.isinf(value) or math.isnan(value):
+        go = "+Inf" if value > 0 else "-Inf" if value < 0 else "NaN"
+        return "json: unsupported value: " + go
+    if value == 0:
+        return "0" if math.copysign(1.0, value) > 0 else "-0"
+    magnitude = abs(value)
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        text = repr(value)  # shortest round-trip digits, exponent form in this range
+        mantissa, _, exponent = text.partition("e")
+        sign, digits = exponent[0], exponent[1:].lstrip("0")
+        # Go writes at least two exponent digits, then the exporter trims "e-07" to "e-7".
+        if sign == "+":
+            digits = digits.zfill(2)
+        return f"{mantissa}e{sign}{digits}"
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _raw(value: AnyValue) -> Any:
+    """pdata's ``Value.AsRaw()``: the plain Python value under an AnyValue."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
+    if which == "array_value":
+        return [_raw(v) for v in value.array_value.values]
+    return getattr(value, which)
+
+
+def _json(raw: Any) -> str:
+    """Go's encoding/json of an AsRaw value: compact, sorted keys, ES6 numbers, bytes base64."""
+    if raw is None:
+        return "null"
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, float):
+        return format_double(raw)
+    if isinstance(raw, bytes):
+        return '"' + base64.b64encode(raw).decode("ascii") + '"'
+    if isinstance(raw, str):
+        return json.dumps(raw, ensure_ascii=False)
+    if isinstance(raw, list):
+        return "[" + ",".join(_json(v) for v in raw) + "]"
+    items = sorted(raw.items())
+    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json(v) for k, v in items) + "}"
+
+
+def as_string(value: AnyValue) -> str:
+    """pdata's ``Value.AsString()``."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return ""
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        return format_double(value.double_value)
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return _json(_raw(value))
+
+
+def attributes_to_map(attributes: Any) -> dict[str, str]:
+    """KeyValue list to the exporter's ``Map(LowCardinality(String), String)``; last key wins."""
+    out: dict[str, str] = {}
+    kv: KeyValue
+    for kv in attributes:
+        out[kv.key] = as_string(kv.value)
+    return out
+
+
+def _hex_id(raw: bytes) -> str:
+    # traceutil.TraceIDToHexOrEmptyString: the all-zero id is the empty string.
+    return raw.hex() if raw.strip(b"\0") else ""
+
+
+@dataclass(slots=True)
+class DecodedTraces:
+    """Rows for ``otel_traces`` (in ``TRACE_COLUMNS`` order) and what was rejected."""
+
+    rows: list[list[Any]] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse an OTLP/HTTP body; raises OtlpDecodeError naming what is wrong."""
+    request = ExportTraceServiceRequest()
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/x-protobuf":
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise OtlpDecodeError(f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}")
+        return request
+    if media == "application/json":
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OtlpDecodeError(f"body is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise OtlpDecodeError("body must be a JSON object with resourceSpans")
+        try:
+            _hex_ids_to_base64(document)
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+            raise OtlpDecodeError(f"body is not an OTLP JSON ExportTraceServiceRequest: {exc}")
+        return request
+    raise OtlpDecodeError(
+        f"unsupported content type {content_type!r}: use application/x-protobuf or application/json"
+    )
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """OTLP/JSON carries ids as hex strings where protobuf JSON expects base64: convert them."""
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                _convert_ids(span)
+                for link in _list(span, "links"):
+                    _convert_ids(link)
+
+
+def _list(node: Any, *keys: str) -> Iterator[dict[str, Any]]:
+    if not isinstance(node, dict):
+        return
+    for key in keys:
+        value = node.get(key)
+        if isinstance(value, list):
+            yield from (v for v in value if isinstance(v, dict))
+
+
+def _convert_ids(node: dict[str, Any]) -> None:
+    for key in _ID_FIELDS:
+        value = node.get(key)
+        if isinstance(value, str) and value:
+            try:
+                node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except ValueError as exc:
+                raise ValueError(f"{key} {value!r} is not hex") from exc
+
+
+def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:
+    """Map every valid span to a row; count the invalid ones (bad id lengths) as rejected."""
+    out = DecodedTraces()
+    for resource_spans in request.resource_spans:
+        resource_attributes = attributes_to_map(resource_spans.resource.attributes)
+        service_name = resource_attributes.get(semconv.SERVICE_NAME, "")
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            scope_version = scope_spans.scope.version
+            for span in scope_spans.spans:
+                problem = _span_problem(span)
+                if problem:
+                    out.rejected += 1
+                    if len(out.errors) < 5:
+                        out.errors.append(problem)
+                    continue
+                start = span.start_time_unix_nano
+                duration = max(0, span.end_time_unix_nano - start)
+                status = span.status.code
+                out.rows.append(
+                    [
+                        start,
+                        _hex_id(span.trace_id),
+                        _hex_id(span.span_id),
+                        _hex_id(span.parent_span_id),
+                        span.trace_state,
+                        span.name,
+                        SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "",
+                        service_name,
+                        resource_attributes,
+                        scope_name,
+                        scope_version,
+                        attributes_to_map(span.attributes),
+                        duration,
+                        STATUS_CODES[status] if 0 <= status < len(STATUS_CODES) else "",
+                        span.status.message,
+                        [e.time_unix_nano for e in span.events],
+                        [e.name for e in span.events],
+                        [attributes_to_map(e.attributes) for e in span.events],
+                        [_hex_id(link.trace_id) for link in span.links],
+                        [_hex_id(link.span_id) for link in span.links],
+                        [link.trace_state for link in span.links],
+                        [attributes_to_map(link.attributes) for link in span.links],
+                    ]
+                )
+    return out
+
+
+def _span_problem(span: Any) -> str:
+    if len(span.trace_id) != 16:
+        return f"span {span.name!r}: trace_id must be 16 bytes, got {len(span.trace_id)}"
+    if len(span.span_id) != 8:
+        return f"span {span.name!r}: span_id must be 8 bytes, got {len(span.span_id)}"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"span {span.name!r}: parent_span_id must be 8 bytes or empty"
+    return ""

@@ -1,0 +1,72 @@
+"""What the service knows about each agent: cohort, control URL, liveness."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class AgentInfo:
+    """One agent as seen through its spans."""
+
+    agent: str
+    service: str
+    first_seen_ns: int
+    last_seen_ns: int
+    last_heartbeat_ns: int = 0
+    control_url: str = ""
+    spans: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "agent": self.agent,
+            "service": self.service,
+            "first_seen_ns": self.first_seen_ns,
+            "last_seen_ns": self.last_seen_ns,
+            "last_heartbeat_ns": self.last_heartbeat_ns,
+            "control_url": self.control_url,
+            "spans": self.spans,
+        }
+
+
+class AgentRegistry:
+    """Agents keyed by instance id; an agent registers itself through its heartbeat.
+
+    Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._agents: dict[str, AgentInfo] = {}
+        self._lock = threading.Lock()
+
+    def observe(
+        self, agent: str, service: str, ts_ns: int, *, heartbeat: bool, control_url: str
+    ) -> None:
+        with self._lock:
+            info = self._agents.get(agent)
+            if info is None:
+                info = self._agents[agent] = AgentInfo(agent, service, ts_ns, ts_ns)
+            info.spans += 1
+            info.last_seen_ns = max(info.last_seen_ns, ts_ns)
+            if heartbeat:
+                info.last_heartbeat_ns = max(info.last_heartbeat_ns, ts_ns)
+                if control_url:
+                    info.control_url = control_url
+
+    def get(self, agent: str) -> AgentInfo | None:
+        with self._lock:
+            return self._agents.get(agent)
+
+    def control_url(self, agent: str) -> str | None:
+        with self._lock:
+            info = self._agents.get(agent)
+            return info.control_url or None if info else None
+
+    def all(self) -> list[AgentInfo]:
+        with self._lock:
+            return sorted(self._agents.values(), key=lambda a: a.agent)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._agents)

@@ -1,0 +1,56 @@
+"""Start and stop a whole agentwatch process: the service plus its HTTP front ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from ._http import HttpServers, api_app, otlp_app
+from ._service import Service
+from ._settings import ServiceSettings
+
+
+class RunningService:
+    """A started service with its OTLP/HTTP and API ports listening.
+
+    Use as a context manager, or call ``stop``. ``otlp_endpoint`` is the base URL to give an
+    OTLP exporter (``/v1/traces`` is appended by exporters); ``api_url`` the REST API's base.
+    """
+
+    def __init__(
+        self, settings: ServiceSettings, *, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        self.settings = settings
+        self.service = Service(settings, clock=clock)
+        try:
+            self.http = HttpServers(
+                {
+                    "otlp": (otlp_app(self.service), settings.host, settings.otlp_http_port),
+                    "api": (api_app(self.service), settings.host, settings.api_port),
+                }
+            )
+        except OSError:
+            self.service.shutdown()
+            raise
+        self.service.start()
+        self.http.start()
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        self.otlp_endpoint = f"http://{host}:{self.http.ports['otlp']}"
+        self.api_url = f"http://{host}:{self.http.ports['api']}"
+
+    def stop(self) -> None:
+        """Stop accepting, then drain detection, deliveries and writes."""
+        self.http.stop()
+        self.service.shutdown()
+
+    def __enter__(self) -> RunningService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

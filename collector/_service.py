@@ -1,0 +1,281 @@
+"""The agentwatch service: storage, detection and remediation wired into one process.
+
+Path of a batch: ``ingest`` queues its rows for ClickHouse (``TableWriter``) and its normalized
+events for the detection thread, which runs the per-agent detectors, records each anomaly and
+hands it to the remediator (control webhooks, Slack). Listeners let the CLI's demo and tests
+watch anomalies and deliveries as they happen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentwatch.alerts import (
+    ControlWebhookClient,
+    Delivery,
+    Dispatcher,
+    RemediationPolicy,
+    Remediator,
+    SlackReceiver,
+)
+from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
+
+from ._normalize import control_url, to_event
+from ._registry import AgentRegistry
+from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
+from ._settings import ServiceSettings
+from ._storage import Storage, embedded_dsn
+from ._writer import TableWriter
+
+logger = logging.getLogger(__name__)
+
+ANOMALY_COLUMNS = (
+    "Id", "Agent", "Service", "Detector", "Score", "Threshold", "Severity",
+    "OnsetAt", "DetectedAt", "Summary", "Evidence", "TraceId", "SpanId",
+)  # fmt: skip
+REMEDIATION_COLUMNS = (
+    "Timestamp", "Agent", "Kind", "Action", "AnomalyId", "WebhookId",
+    "Attempts", "StatusCode", "Ok", "Error", "LatencyMs",
+)  # fmt: skip
+
+AnomalyListener = Callable[[Anomaly], None]
+DeliveryListener = Callable[[Delivery], None]
+
+
+class Service:
+    """One agentwatch process (without its HTTP front ends; see ``_http``).
+
+    Args:
+        settings: What to run.
+        clock: Wall clock in ns (detection times); tests inject a fake.
+
+    Thread-safe: ``ingest`` is called from request threads.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        storage: Storage | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        dsn = settings.clickhouse_dsn or embedded_dsn(settings.data_dir)
+        self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
+        self.storage.migrate()
+        self.span_writer = TableWriter(
+            self.storage, TRACES_TABLE, TRACE_COLUMNS, max_pending_rows=settings.max_pending_rows
+        )
+        self.anomaly_writer = TableWriter(
+            self.storage, ANOMALIES_TABLE, ANOMALY_COLUMNS, flush_interval_s=0.05
+        )
+        self.remediation_writer = TableWriter(
+            self.storage, REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
+        )
+        self.registry = AgentRegistry()
+        self.pipeline = DetectorPipeline(clock=clock)
+        self.dispatcher = Dispatcher()
+        self.remediator = Remediator(
+            RemediationPolicy(
+                breaker_min_severity=settings.breaker_min_severity,
+                per_detector=dict(settings.breaker_policy),
+            ),
+            ControlWebhookClient(settings.webhook_secret) if settings.webhook_secret else None,
+            slack=SlackReceiver(settings.slack_webhook_url) if settings.slack_webhook_url else None,
+            dispatcher=self.dispatcher,
+            on_delivery=self._on_delivery,
+        )
+        self._events: queue.Queue[list[AgentEvent] | None] = queue.Queue(maxsize=10_000)
+        self._detector = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
+        self._anomaly_listeners: list[AnomalyListener] = []
+        self._delivery_listeners: list[DeliveryListener] = []
+        self._lock = threading.Lock()
+        self._started = False
+        self.counters: dict[str, int] = {
+            "spans_received": 0,
+            "spans_accepted": 0,
+            "spans_rejected": 0,
+            "spans_refused": 0,
+            "detection_events_dropped": 0,
+            "anomalies": 0,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+            writer.start()
+        self._detector.start()
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Drain detection, deliveries and writers, then close storage."""
+        with self._lock:
+            if not self._started:
+                self.storage.close()
+                return
+            self._started = False
+        self._events.put(None)
+        self._detector.join(timeout_s)
+        self.dispatcher.force_flush(timeout_s)
+        self.dispatcher.shutdown()
+        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+            writer.shutdown(timeout_s)
+        self.storage.close()
+
+    def add_anomaly_listener(self, listener: AnomalyListener) -> None:
+        self._anomaly_listeners.append(listener)
+
+    def add_delivery_listener(self, listener: DeliveryListener) -> None:
+        self._delivery_listeners.append(listener)
+
+    # --- ingest ------------------------------------------------------------------------------
+    def ingest(self, rows: list[list[Any]]) -> bool:
+        """Accept decoded rows; False (nothing accepted) when storage is backed up."""
+        self._count("spans_received", len(rows))
+        if not self.span_writer.submit(rows):
+            self._count("spans_refused", len(rows))
+            return False
+        self._count("spans_accepted", len(rows))
+        events = []
+        for row in rows:
+            event = to_event(row)
+            heartbeat = event.kind is EventKind.HEARTBEAT
+            self.registry.observe(
+                event.agent,
+                event.service,
+                event.ts_ns,
+                heartbeat=heartbeat,
+                control_url=control_url(row) if heartbeat else "",
+            )
+            events.append(event)
+        try:
+            self._events.put_nowait(events)
+        except queue.Full:
+            # The spans are stored; only their detection is skipped. Counted, never silent.
+            self._count("detection_events_dropped", len(events))
+            logger.warning("detection queue full: %d events not scored", len(events))
+        return True
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    # --- detection and remediation -----------------------------------------------------------
+    def _detect_loop(self) -> None:
+        while True:
+            batch = self._events.get()
+            try:
+                if batch is None:
+                    return
+                for event in batch:
+                    try:
+                        anomalies = self.pipeline.process(event)
+                    except Exception:  # a detector bug must not stop detection of every agent
+                        logger.exception("detector failed on an event of agent %s", event.agent)
+                        continue
+                    for anomaly in anomalies:
+                        self._on_anomaly(anomaly)
+            finally:
+                self._events.task_done()
+
+    def _on_anomaly(self, anomaly: Anomaly) -> None:
+        self._count("anomalies")
+        self.anomaly_writer.submit([anomaly_row(anomaly)])
+        self.remediator.handle(anomaly, self.registry.control_url(anomaly.agent))
+        for listener in self._anomaly_listeners:
+            listener(anomaly)
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        self.remediation_writer.submit([delivery_row(delivery)])
+        for listener in self._delivery_listeners:
+            listener(delivery)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until queued events are scored, deliveries made and rows stored."""
+        deadline = time.monotonic() + timeout_s
+        while self._events.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ok = self.dispatcher.force_flush(max(0.0, deadline - time.monotonic()))
+        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+            ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    # --- reads -------------------------------------------------------------------------------
+    def anomalies(
+        self, *, since_ns: int = 0, agent: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Anomalies detected at or after ``since_ns``, oldest first, as API JSON."""
+        where = "DetectedAt >= fromUnixTimestamp64Nano({since:Int64})"
+        params: dict[str, Any] = {"since": since_ns, "limit": limit}
+        if agent:
+            where += " AND Agent = {agent:String}"
+            params["agent"] = agent
+        columns, rows = self.storage.query(
+            "SELECT Id, Agent, Service, Detector, Score, Threshold, Severity,"
+            " toUnixTimestamp64Nano(OnsetAt), toUnixTimestamp64Nano(DetectedAt), Evidence,"
+            f" TraceId, SpanId FROM {ANOMALIES_TABLE} FINAL WHERE {where}"
+            " ORDER BY DetectedAt, Id LIMIT {limit:UInt32}",
+            params,
+        )
+        return [anomaly_json(row) for row in rows]
+
+
+def _rfc3339(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:09d}Z"
+
+
+def anomaly_row(a: Anomaly) -> list[Any]:
+    return [
+        a.id, a.agent, a.service, a.detector, float(a.score), float(a.threshold),
+        str(a.severity), a.onset_ns, a.detected_ns, a.summary,
+        json.dumps(a.evidence, sort_keys=True, default=str), a.trace_id, a.span_id,
+    ]  # fmt: skip
+
+
+def anomaly_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    (id_, agent, service, detector, score, threshold, severity, onset, detected, evidence,
+     trace_id, span_id) = row  # fmt: skip
+    return {
+        "id": id_,
+        "agent": agent,
+        "service": service,
+        "detector": detector,
+        "score": score,
+        "threshold": threshold,
+        "severity": severity,
+        "onset_at": _rfc3339(int(onset)),
+        "detected_at": _rfc3339(int(detected)),
+        "evidence": json.loads(evidence) if evidence else {},
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
+
+
+def delivery_row(d: Delivery) -> list[Any]:
+    latency_ms = max(0, d.finished_ns - d.started_ns) / 1e6
+    return [
+        d.finished_ns, d.agent, d.kind, d.action, d.anomaly_id, d.webhook_id, d.attempts,
+        d.status_code if d.status_code is not None else -1, d.ok, d.error, latency_ms,
+    ]  # fmt: skip
+
+
+def settings_summary(settings: ServiceSettings) -> Mapping[str, Any]:
+    """Settings safe to print (no secrets, no webhook URLs)."""
+    return {
+        "data_dir": str(settings.data_dir),
+        "clickhouse": "server" if settings.clickhouse_dsn else "embedded",
+        "slack": bool(settings.slack_webhook_url),
+        "control_webhooks_signed": bool(settings.webhook_secret),
+        "breaker_min_severity": settings.breaker_min_severity,
+    }

@@ -1,0 +1,106 @@
+"""The service's settings: explicit argument, then ``AGENTWATCH_*`` variable, then default."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentwatch.sdk import semconv
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and what to do."""
+
+
+_SEVERITIES = ("info", "warning", "critical", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Everything ``agentwatch serve`` needs.
+
+    Attributes:
+        data_dir: Holds the embedded ClickHouse (``DIR/clickhouse``) and service state.
+        clickhouse_dsn: A server DSN (``http(s)://user:pass@host:8123/db``); None means the
+            embedded engine under ``data_dir``.
+        host: Address the OTLP and API ports bind to.
+        otlp_http_port: OTLP/HTTP port (0 picks a free one).
+        api_port: REST API port (0 picks a free one).
+        webhook_secret: Standard Webhooks secret (``whsec_...``) signing control webhooks.
+        slack_webhook_url: Slack incoming-webhook URL for notifications; None disables Slack.
+        breaker_min_severity: The least severity that opens an agent's breaker.
+        breaker_policy: Per-detector overrides of ``breaker_min_severity`` (or ``never``).
+        ttl_days: Retention of every table (0 keeps rows forever).
+        max_pending_rows: Memory bound on rows not yet in ClickHouse; beyond it ingest gets 429.
+        max_request_bytes: Largest accepted request body, after decompression.
+    """
+
+    data_dir: Path = Path("agentwatch-data")
+    clickhouse_dsn: str | None = None
+    host: str = "127.0.0.1"
+    otlp_http_port: int = 4318
+    api_port: int = 8080
+    webhook_secret: str | None = None
+    slack_webhook_url: str | None = None
+    breaker_min_severity: str = "critical"
+    breaker_policy: Mapping[str, str] = field(default_factory=dict)
+    ttl_days: int = 0
+    max_pending_rows: int = 200_000
+    max_request_bytes: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("otlp_http_port", "api_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be a port number 0..65535, got {port}")
+        if self.breaker_min_severity not in _SEVERITIES:
+            raise ConfigError(
+                f"breaker_min_severity must be one of {', '.join(_SEVERITIES)}, "
+                f"got {self.breaker_min_severity!r}"
+            )
+        for detector, severity in self.breaker_policy.items():
+            if severity not in _SEVERITIES:
+                raise ConfigError(
+                    f"breaker_policy[{detector!r}] must be one of {', '.join(_SEVERITIES)}, "
+                    f"got {severity!r}"
+                )
+        if self.ttl_days < 0:
+            raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
+        if self.max_pending_rows <= 0:
+            raise ConfigError(f"max_pending_rows must be > 0, got {self.max_pending_rows}")
+        if self.webhook_secret is not None and not self.webhook_secret.strip():
+            raise ConfigError(f"{semconv.WEBHOOK_SECRET_ENV} is set but empty")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServiceSettings:
+        """Build from ``AGENTWATCH_*`` variables; keyword overrides (not None) win."""
+        values: dict[str, Any] = {}
+        conversions: dict[str, tuple[str, Any]] = {
+            "AGENTWATCH_DATA_DIR": ("data_dir", Path),
+            "AGENTWATCH_CLICKHOUSE_DSN": ("clickhouse_dsn", str),
+            "AGENTWATCH_HOST": ("host", str),
+            "AGENTWATCH_OTLP_HTTP_PORT": ("otlp_http_port", int),
+            "AGENTWATCH_API_PORT": ("api_port", int),
+            semconv.WEBHOOK_SECRET_ENV: ("webhook_secret", str),
+            "AGENTWATCH_SLACK_WEBHOOK_URL": ("slack_webhook_url", str),
+            "AGENTWATCH_BREAKER_MIN_SEVERITY": ("breaker_min_severity", str),
+            "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
+            "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
+        }
+        for variable, (name, convert) in conversions.items():
+            raw = environ.get(variable)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = convert(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{variable}={raw!r} is invalid: {exc}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
