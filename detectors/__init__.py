@@ -1,1 +1,29 @@
-"""agentwatch subpackage (being written)."""
+"""Per-agent streaming anomaly detectors and the pipeline that runs them.
+
+A detector has river's verbs: ``learn_one(x) -> None`` updates it with one observation and
+``score_one(x) -> float`` scores one observation without changing anything. Scores are finite,
+higher means more anomalous, and a detector still warming up scores 0.0. The caller scores, then
+learns. Detectors do no I/O, never block, and keep per-agent state small (a few counters and
+running statistics, well under a few KiB pickled) since a fleet has thousands of agents; they
+pickle, so baselines survive a restart.
+
+:class:`DetectorPipeline` keys :class:`AgentEvent` s by agent, runs one detector of each family
+per agent, thresholds the scores with hysteresis and returns :class:`Anomaly` s with evidence.
+Nothing here is thread-safe: serialize calls per pipeline.
+"""
+
+from agentwatch.detectors._loop import LoopDetector
+from agentwatch.detectors._pipeline import DetectorPipeline
+from agentwatch.detectors._rate import ActionRateDetector
+from agentwatch.detectors._types import AgentEvent, Anomaly, Detector, EventKind, Severity
+
+__all__ = [
+    "ActionRateDetector",
+    "AgentEvent",
+    "Anomaly",
+    "Detector",
+    "DetectorPipeline",
+    "EventKind",
+    "LoopDetector",
+    "Severity",
+]

@@ -1,0 +1,168 @@
+"""Action frequency: per-agent action counts in fixed event-time windows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import stats
+
+__all__ = ["ActionRateDetector"]
+
+
+class ActionRateDetector:
+    """Scores how far the current window's action count is above the learned per-window baseline.
+
+    Events are counted in fixed event-time windows, ``floor(t / window_s)``. When an event lands
+    in a later window, the window that closed, then the empty windows in between (at most
+    ``max_gap_windows`` of them), are learned into an exponentially weighted mean and variance of
+    per-window counts (river's ``stats.EWMean`` and ``stats.EWVar``). An event whose window has
+    already closed (late, out of order) is counted in the current window: no closed window is kept,
+    so totals stay exact and per-window counts are exact for in-order streams.
+
+    ``score_one(x)`` is the z-score of the current, still open window's count including ``x``::
+
+        (count - mean) / max(std, sqrt(max(mean, 1)))
+
+    The Poisson-like floor keeps a quiet agent from alarming on a couple of extra actions. Because
+    the open window is scored, a spike is visible before its window closes. The first event of a new
+    window is scored against the baseline as it stands, before the windows it closes are learned: a
+    count of 1 scores at most 1.0, so this never hides a spike.
+
+    This first cut scores spikes only: negative z-scores are clipped to 0.0. Drops, stalls and
+    level shifts come later. The score is 0.0 until ``warmup_windows`` windows have been learned.
+
+    Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is two
+    river statistics, the open window's index and count, and a window counter, a few hundred bytes
+    pickled. Not thread-safe; no I/O, never blocks.
+
+    Args:
+        window_s: Window length in seconds (event time).
+        alpha: Fading factor of the exponentially weighted statistics, in (0, 1]; higher adapts
+            faster.
+        warmup_windows: Learned windows before scores are given.
+        max_gap_windows: Most empty windows learned when events resume after a silence.
+
+    Example:
+        >>> from agentwatch.detectors import ActionRateDetector
+        >>> detector = ActionRateDetector(window_s=1.0)
+        >>> for second in range(20):  # warm up: 3 actions per second
+        ...     for k in range(3):
+        ...         detector.learn_one({"t": second + k / 3})
+        >>> detector.score_one({"t": 20.0})
+        0.0
+        >>> for k in range(29):  # a spike of 30 actions within 0.3 s
+        ...     detector.learn_one({"t": 20.0 + k / 100})
+        >>> detector.score_one({"t": 20.3}) > 8.0
+        True
+    """
+
+    def __init__(
+        self,
+        window_s: float = 1.0,
+        alpha: float = 0.1,
+        warmup_windows: int = 10,
+        max_gap_windows: int = 60,
+    ) -> None:
+        if not (window_s > 0 and math.isfinite(window_s)):
+            raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if warmup_windows < 1:
+            raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
+        if max_gap_windows < 0:
+            raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
+        self.window_s = window_s
+        self.alpha = alpha
+        self.warmup_windows = warmup_windows
+        self.max_gap_windows = max_gap_windows
+        self._mean = stats.EWMean(fading_factor=alpha)
+        self._var = stats.EWVar(fading_factor=alpha)
+        self._window: int | None = None
+        self._count = 0
+        self._n_windows = 0
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        """Counts ``x`` in its window, first learning the windows its arrival closes.
+
+        Args:
+            x: ``{"t": event time in seconds}`` (finite).
+        """
+        window = self.window_one(x)
+        if window == self._window:
+            self._count += 1
+            return
+        if self._window is not None:
+            self._learn_count(self._count)
+            for _ in range(min(window - self._window - 1, self.max_gap_windows)):
+                self._learn_count(0)
+        self._window = window
+        self._count = 1
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        """Returns the z-score of the open window's count with ``x``; never mutates the detector.
+
+        Args:
+            x: ``{"t": event time in seconds}`` (finite).
+
+        Returns:
+            The z-score, clipped to >= 0.0; 0.0 during warm-up.
+        """
+        count = self.count_one(x)
+        if self._n_windows < self.warmup_windows:
+            return 0.0
+        mean = self._mean.get()
+        z = (count - mean) / max(self.std, math.sqrt(max(mean, 1.0)))
+        return max(z, 0.0)
+
+    def window_one(self, x: dict[str, Any]) -> int:
+        """Returns the index of the window ``x`` would be counted in (late events: the open one).
+
+        Args:
+            x: ``{"t": event time in seconds}`` (finite).
+
+        Raises:
+            ValueError: ``x["t"]`` is not finite.
+        """
+        t = float(x["t"])
+        if not math.isfinite(t):
+            raise ValueError(f"x['t'] must be finite, got {t}")
+        window = math.floor(t / self.window_s)
+        if self._window is not None and window < self._window:
+            return self._window
+        return window
+
+    def count_one(self, x: dict[str, Any]) -> int:
+        """Returns the open window's count if ``x`` were learned; never mutates the detector."""
+        return self._count + 1 if self.window_one(x) == self._window else 1
+
+    @property
+    def window(self) -> int | None:
+        """Index of the open window, ``floor(t / window_s)``; None before any learning."""
+        return self._window
+
+    @property
+    def mean(self) -> float:
+        """Learned mean of per-window counts."""
+        return float(self._mean.get())
+
+    @property
+    def std(self) -> float:
+        """Learned standard deviation of per-window counts (without the Poisson floor)."""
+        return math.sqrt(max(self._var.get(), 0.0))
+
+    @property
+    def warm(self) -> bool:
+        """True once ``warmup_windows`` windows have been learned."""
+        return self._n_windows >= self.warmup_windows
+
+    def _learn_count(self, count: int) -> None:
+        self._mean.update(count)
+        self._var.update(count)
+        self._n_windows += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"ActionRateDetector(window_s={self.window_s}, alpha={self.alpha}, "
+            f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows})"
+        )

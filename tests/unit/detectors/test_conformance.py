@@ -1,0 +1,127 @@
+"""River-style checks every detector passes (STYLE.md, Tests)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from agentwatch.detectors import (
+    ActionRateDetector,
+    DetectorPipeline,
+    LoopDetector,
+)
+from agentwatch.detectors._types import Detector
+
+from tests.unit.detectors.streams import T0_S, action, poisson_times, spike_times
+
+Stream = list[dict[str, Any]]
+
+
+def _loop_stream(seed: int, n: int = 400) -> Stream:
+    rng = np.random.default_rng(seed)
+    return [{"fingerprint": f"tool-{k}"} for k in rng.integers(0, 20, size=n)]
+
+
+def _rate_stream(seed: int, n: int = 400) -> Stream:
+    return [{"t": t} for t in poisson_times(seed, rate_per_s=3, start_s=T0_S, duration_s=n / 3)]
+
+
+CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
+    "loop": (LoopDetector, _loop_stream),
+    "action_rate": (ActionRateDetector, _rate_stream),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> tuple[Callable[[], Detector], Callable[[int], Stream]]:
+    return CASES[request.param]
+
+
+def _scores(detector: Detector, stream: Stream) -> list[float]:
+    scores = []
+    for x in stream:
+        scores.append(detector.score_one(x))
+        detector.learn_one(x)
+    return scores
+
+
+def test_finite_score_before_learning(case: Any) -> None:
+    make, stream = case
+    score = make().score_one(stream(0)[0])
+    assert math.isfinite(score)
+    assert score >= 0.0
+    if isinstance(make(), ActionRateDetector):
+        assert score == 0.0  # warm-up
+
+
+def test_score_one_mutates_neither_detector_nor_input(case: Any) -> None:
+    make, stream = case
+    detector = make()
+    for x in stream(1):
+        before = pickle.dumps(detector)
+        x_before = copy.deepcopy(x)
+        detector.score_one(x)
+        assert pickle.dumps(detector) == before
+        assert x == x_before
+        detector.learn_one(x)
+        assert x == x_before
+
+
+def test_pickle_round_trip_keeps_scores(case: Any) -> None:
+    make, stream = case
+    detector = make()
+    data = stream(2)
+    _scores(detector, data[:200])
+    restored = pickle.loads(pickle.dumps(detector))
+    assert _scores(restored, data[200:]) == _scores(detector, data[200:])
+
+
+def test_deterministic(case: Any) -> None:
+    make, stream = case
+    assert _scores(make(), stream(3)) == _scores(make(), stream(3))
+
+
+def test_scores_are_finite_and_non_negative(case: Any) -> None:
+    make, stream = case
+    assert all(math.isfinite(s) and s >= 0.0 for s in _scores(make(), stream(4)))
+
+
+def test_memory_is_bounded(case: Any) -> None:
+    make, stream = case
+    detector = make()
+    data = stream(5, n=10_000)
+    _scores(detector, data[:100])
+    small = len(pickle.dumps(detector))
+    _scores(detector, data[100:])
+    large = len(pickle.dumps(detector))
+    assert large <= small + 16  # an int or two may grow a byte; nothing accumulates
+    assert large < 1024
+
+
+def test_one_agent_in_the_pipeline_stays_small() -> None:
+    pipeline = DetectorPipeline()
+    times = poisson_times(6, rate_per_s=3, start_s=T0_S, duration_s=10_000 / 3)
+    for i, t in enumerate(times):
+        pipeline.process(action(t, fingerprint=f"{i % 7:064x}"))
+    empty = len(pickle.dumps(DetectorPipeline()))
+    per_agent = len(pickle.dumps(pipeline)) - empty
+    assert len(times) > 9_000
+    assert per_agent < 2048
+
+
+def test_separates_injected_anomalies() -> None:
+    loop = LoopDetector()
+    normal = max(_scores(loop, _loop_stream(7)))
+    injected = max(_scores(loop, [{"fingerprint": "stuck"}] * 6))
+    assert normal < loop.min_repeats + 2 <= injected
+
+    rate = ActionRateDetector()
+    normal_times = poisson_times(8, rate_per_s=3, start_s=T0_S, duration_s=60)
+    normal_max = max(_scores(rate, [{"t": t} for t in normal_times]))
+    spike_max = max(_scores(rate, [{"t": t} for t in spike_times(T0_S + 60, n=30, duration_s=0.5)]))
+    assert normal_max < 4.0 < 8.0 < spike_max

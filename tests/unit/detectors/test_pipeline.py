@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pickle
+
+import pytest
+from agentwatch.detectors import Anomaly, DetectorPipeline, EventKind
+
+from tests.unit.detectors.streams import T0_S, action, poisson_times, spike_times
+
+
+def _comparable(anomalies: list[Anomaly]) -> list[Anomaly]:
+    return [dataclasses.replace(a, id="", detected_ns=0) for a in anomalies]
+
+
+def test_keys_by_agent() -> None:
+    pipeline = DetectorPipeline(clock=lambda: 0)
+    a = [(t, "a") for t in poisson_times(0, rate_per_s=3, start_s=T0_S, duration_s=90)]
+    a += [(t, "a") for t in spike_times(T0_S + 60.2, n=30, duration_s=0.5)]
+    b = [(t, "b") for t in poisson_times(1, rate_per_s=3, start_s=T0_S, duration_s=90)]
+    found = []
+    for t, agent in sorted(a + b):
+        found += pipeline.process(action(t, agent=agent))
+    assert {x.agent for x in found} == {"a"}
+    assert {x.detector for x in found} == {"action_rate"}
+    assert sorted(pipeline.agents()) == ["a", "b"]
+    assert len(pipeline) == 2
+
+
+def test_loops_are_per_agent() -> None:
+    pipeline = DetectorPipeline()
+    found = []
+    for i in range(4):  # interleaved: each agent repeats "x" twice, no loop yet
+        found += pipeline.process(action(float(i), agent="a" if i % 2 else "b", fingerprint="x"))
+    assert found == []
+    found += pipeline.process(action(5.0, agent="a", fingerprint="x"))
+    assert [(x.agent, x.score) for x in found] == [("a", 3.0)]
+
+
+def test_non_action_events_are_ignored() -> None:
+    pipeline = DetectorPipeline()
+    for kind in EventKind:
+        if kind is EventKind.ACTION:
+            continue
+        for i in range(50):
+            event = dataclasses.replace(action(T0_S + i / 100, fingerprint="x"), kind=kind)
+            assert pipeline.process(event) == []
+    assert len(pipeline) == 0
+    assert pipeline.agents() == []
+
+
+def test_ids_and_clock_are_injected() -> None:
+    ids = (f"{n:032x}" for n in itertools.count())
+    ticks = itertools.count(1_000)
+    pipeline = DetectorPipeline(clock=lambda: next(ticks), id_factory=lambda: next(ids))
+    found = [a for i in range(6) for a in pipeline.process(action(float(i), fingerprint="x"))]
+    assert [(a.id, a.detected_ns) for a in found] == [("0" * 32, 1_000), (f"{1:032x}", 1_001)]
+
+
+def test_default_ids_are_32_hex_chars() -> None:
+    pipeline = DetectorPipeline()
+    found = [a for i in range(3) for a in pipeline.process(action(float(i), fingerprint="x"))]
+    [anomaly] = found
+    assert len(anomaly.id) == 32
+    int(anomaly.id, 16)
+
+
+def test_pickle_round_trip_continues_identically_and_drops_injected_callables() -> None:
+    pipeline = DetectorPipeline(clock=lambda: 7, id_factory=lambda: "f" * 32)
+    normal = poisson_times(0, rate_per_s=3, start_s=T0_S, duration_s=120)
+    spike = spike_times(T0_S + 60.2, n=30, duration_s=0.5)
+    times = sorted(normal + spike)
+    head = [t for t in times if t < T0_S + 60.3]
+    tail = [t for t in times if t >= T0_S + 60.3]
+    for i, t in enumerate(head):
+        pipeline.process(action(t, agent=f"agent-{i % 2}", fingerprint=str(i % 3 == 0)))
+    restored = pickle.loads(pickle.dumps(pipeline))
+    assert restored.agents() == pipeline.agents()
+    assert restored.id_factory is not pipeline.id_factory
+    outputs = []
+    for candidate in (pipeline, restored):
+        found = []
+        for i, t in enumerate(tail):
+            e = action(t, agent=f"agent-{i % 2}", fingerprint=str(i % 3 == 0))
+            found += candidate.process(e)
+        outputs.append(_comparable(found))
+    assert outputs[0] == outputs[1]
+    assert outputs[0]  # the rest of the spike was still detected after the restore
+
+
+def test_forget() -> None:
+    pipeline = DetectorPipeline()
+    pipeline.process(action(1.0))
+    assert pipeline.forget("a1")
+    assert not pipeline.forget("a1")
+    assert len(pipeline) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"rate_warning_z": 0.0}, "rate_warning_z"),
+        ({"rate_critical_z": 4.0}, "rate_critical_z"),
+        ({"loop_min_repeats": 1}, "min_repeats"),
+        ({"rate_window_s": -1.0}, "window_s"),
+        ({"rate_warmup_windows": 0}, "warmup_windows"),
+    ],
+)
+def test_arguments_are_validated_at_construction(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        DetectorPipeline(**kwargs)

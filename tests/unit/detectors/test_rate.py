@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from agentwatch.detectors import ActionRateDetector, Anomaly, DetectorPipeline, Severity
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.detectors.streams import (
+    NS_PER_S,
+    T0_S,
+    action,
+    poisson_times,
+    spike_times,
+    window_start_ns,
+)
+
+SPIKE_START_S = T0_S + 60.2  # inside the window [T0 + 60, T0 + 61)
+
+
+def _run(times: list[float], pipeline: DetectorPipeline | None = None) -> list[Anomaly]:
+    pipeline = pipeline or DetectorPipeline(clock=lambda: 0)
+    found = []
+    for i, t in enumerate(times):
+        found += pipeline.process(action(t, span_id=f"{i:016x}"))
+    return [a for a in found if a.detector == "action_rate"]
+
+
+def test_a_poisson_stream_raises_nothing() -> None:
+    assert _run(poisson_times(0, rate_per_s=3, start_s=T0_S, duration_s=60)) == []
+
+
+def test_a_spike_is_flagged_in_its_open_window_once_per_severity() -> None:
+    normal = poisson_times(0, rate_per_s=3, start_s=T0_S, duration_s=120)
+    spike = spike_times(SPIKE_START_S, n=30, duration_s=0.5)
+    times = sorted(normal + spike)
+    found = _run(times)
+
+    assert [a.severity for a in found] == [Severity.WARNING, Severity.CRITICAL]
+    onset = window_start_ns(SPIKE_START_S)
+    window_end_ns = onset + NS_PER_S
+    last_spike_ns = round(spike[-1] * NS_PER_S)
+    for anomaly in found:
+        assert anomaly.onset_ns == onset
+        trigger_ns = round(times[int(anomaly.span_id, 16)] * NS_PER_S)
+        # Detected at an event inside the spike, i.e. before the window closed.
+        assert round(SPIKE_START_S * NS_PER_S) <= trigger_ns <= last_spike_ns < window_end_ns
+        assert anomaly.score >= anomaly.threshold
+    warning, critical = found
+    assert (warning.threshold, critical.threshold) == (6.0, 8.0)
+    assert warning.evidence["observed"] < critical.evidence["observed"] <= 30 + 10
+    assert warning.evidence["window_s"] == 1.0
+    assert warning.evidence["summary"].startswith(
+        f"agent a1: {warning.evidence['observed']} actions in the current 1 s window, baseline "
+    )
+    assert math.isclose(
+        warning.score,
+        (warning.evidence["observed"] - warning.evidence["expected_mean"])
+        / max(warning.evidence["expected_std"], math.sqrt(warning.evidence["expected_mean"])),
+    )
+
+
+def test_two_spikes_far_apart_are_two_excursions() -> None:
+    normal = poisson_times(0, rate_per_s=3, start_s=T0_S, duration_s=180)
+    spikes = spike_times(SPIKE_START_S, n=30, duration_s=0.5) + spike_times(
+        SPIKE_START_S + 90, n=30, duration_s=0.5
+    )
+    found = _run(sorted(normal + spikes))
+    assert [a.severity for a in found] == [Severity.WARNING, Severity.CRITICAL] * 2
+
+
+def test_a_sustained_level_shift_does_not_flap() -> None:
+    before = spike_times(T0_S, n=3 * 30, duration_s=30)
+    after = spike_times(T0_S + 30, n=30 * 60, duration_s=60)
+    found = _run(before + after)
+    assert [a.severity for a in found] == [Severity.WARNING, Severity.CRITICAL]
+
+
+def test_silent_during_warmup() -> None:
+    assert (
+        _run(spike_times(T0_S, n=100, duration_s=5.5) + spike_times(T0_S + 6, n=50, duration_s=0.5))
+        == []
+    )
+
+
+def test_closing_learns_empty_windows_capped() -> None:
+    detector = ActionRateDetector(max_gap_windows=5)
+    detector.learn_one({"t": 0.5})
+    detector.learn_one({"t": 1_000_000.5})
+    assert detector._n_windows == 1 + 5
+    assert detector.window == 1_000_000
+
+
+def test_late_events_count_in_the_open_window() -> None:
+    detector = ActionRateDetector()
+    for t in [10.1, 10.2, 11.5]:
+        detector.learn_one({"t": t})
+    assert detector.window_one({"t": 10.9}) == 11
+    assert detector.count_one({"t": 10.9}) == 2
+    detector.learn_one({"t": 10.9})
+    assert (detector.window, detector.count_one({"t": 11.9})) == (11, 3)
+
+
+def test_quiet_agent_floor() -> None:
+    detector = ActionRateDetector(warmup_windows=3)
+    for t in [0.5, 10.5]:  # a closed window of 1, then nine empty ones: mean well below 1
+        detector.learn_one({"t": t})
+    assert detector.mean < 1
+    assert detector.score_one({"t": 10.6}) <= 2.0  # two actions: z <= count with a floor of 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"window_s": 0}, "window_s"),
+        ({"window_s": math.inf}, "window_s"),
+        ({"alpha": 0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"warmup_windows": 0}, "warmup_windows"),
+        ({"max_gap_windows": -1}, "max_gap_windows"),
+    ],
+)
+def test_arguments_are_validated(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ActionRateDetector(**kwargs)
+
+
+def test_non_finite_time_is_rejected() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        ActionRateDetector().score_one({"t": math.nan})
+
+
+@settings(derandomize=True, database=None, max_examples=200)
+@given(
+    st.lists(
+        st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False),
+        max_size=80,
+    ),
+    st.sampled_from([0.01, 1.0, 60.0]),
+)
+def test_scores_are_finite_and_non_negative_for_any_times(
+    times: list[float], window_s: float
+) -> None:
+    detector = ActionRateDetector(window_s=window_s, warmup_windows=2)
+    for t in times:
+        score = detector.score_one({"t": t})
+        assert math.isfinite(score)
+        assert score >= 0.0
+        detector.learn_one({"t": t})
+        assert math.isfinite(detector.mean)
+        assert math.isfinite(detector.std)
