@@ -42,7 +42,7 @@ def _media(request: Request) -> str:
 
 def _encode(message: Any, media: str) -> bytes:
     if media == JSON:
-        return json_format.MessageToJson(message, indent=None).encode()
+        return str(json_format.MessageToJson(message, indent=None)).encode()
     return bytes(message.SerializeToString())
 
 
@@ -130,7 +130,9 @@ def _parse_since(since: str | None) -> int:
     try:
         moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise HTTPException(400, f"since must be RFC 3339, e.g. 2026-01-02T03:04:05Z: {exc}")
+        raise HTTPException(
+            400, f"since must be RFC 3339, e.g. 2026-01-02T03:04:05Z: {exc}"
+        ) from exc
     if moment.tzinfo is None:
         raise HTTPException(400, "since must carry a time zone, e.g. a trailing Z")
     return int(moment.timestamp() * 1e9)
@@ -198,8 +200,7 @@ class HttpServers:
             except OSError as exc:
                 sock.close()
                 raise OSError(
-                    f"cannot listen on {host}:{port} for {name}: {exc.strerror}; "
-                    f"pick another port"
+                    f"cannot listen on {host}:{port} for {name}: {exc.strerror}; pick another port"
                 ) from exc
             config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
             self._servers[name] = (uvicorn.Server(config), sock)

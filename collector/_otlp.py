@@ -85,7 +85,9 @@ def _json(raw: Any) -> str:
     if isinstance(raw, list):
         return "[" + ",".join(_json(v) for v in raw) + "]"
     items = sorted(raw.items())
-    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json(v) for k, v in items) + "}"
+    return (
+        "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json(v) for k, v in items) + "}"
+    )
 
 
 def as_string(value: AnyValue) -> str:
@@ -137,7 +139,9 @@ def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
-            raise OtlpDecodeError(f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}")
+            raise OtlpDecodeError(
+                f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}"
+            ) from exc
         return request
     if media == "application/json":
         try:
@@ -150,7 +154,9 @@ def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
-            raise OtlpDecodeError(f"body is not an OTLP JSON ExportTraceServiceRequest: {exc}")
+            raise OtlpDecodeError(
+                f"body is not an OTLP JSON ExportTraceServiceRequest: {exc}"
+            ) from exc
         return request
     raise OtlpDecodeError(
         f"unsupported content type {content_type!r}: use application/x-protobuf or application/json"

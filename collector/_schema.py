@@ -156,7 +156,8 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
 def trace_id_ts_view_ddl(options: SchemaOptions) -> str:
     """The exporter's ``traces_id_ts_lookup_mv.sql``."""
     db = _ident(options.database)
-    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{_ident(TRACES_TABLE + "_trace_id_ts_mv")} 
+    view = _ident(TRACES_TABLE + "_trace_id_ts_mv")
+    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} 
 TO {db}.{_ident(TRACES_TABLE + "_trace_id_ts")}
 AS SELECT
     TraceId,

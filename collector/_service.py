@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentwatch.alerts import (
+    ControlCommand,
     ControlWebhookClient,
     Delivery,
     Dispatcher,
@@ -25,6 +26,7 @@ from agentwatch.alerts import (
     SlackReceiver,
 )
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
+from agentwatch.sdk import semconv
 
 from ._normalize import control_url, to_event
 from ._registry import AgentRegistry
@@ -87,7 +89,9 @@ class Service:
                 breaker_min_severity=settings.breaker_min_severity,
                 per_detector=dict(settings.breaker_policy),
             ),
-            ControlWebhookClient(settings.webhook_secret) if settings.webhook_secret else None,
+            ControlWebhookClient(settings.webhook_secret)
+            if settings.webhook_secret
+            else _UnsignedControl(clock),
             slack=SlackReceiver(settings.slack_webhook_url) if settings.slack_webhook_url else None,
             dispatcher=self.dispatcher,
             on_delivery=self._on_delivery,
@@ -220,7 +224,7 @@ class Service:
         if agent:
             where += " AND Agent = {agent:String}"
             params["agent"] = agent
-        columns, rows = self.storage.query(
+        _, rows = self.storage.query(
             "SELECT Id, Agent, Service, Detector, Score, Threshold, Severity,"
             " toUnixTimestamp64Nano(OnsetAt), toUnixTimestamp64Nano(DetectedAt), Evidence,"
             f" TraceId, SpanId FROM {ANOMALIES_TABLE} FINAL WHERE {where}"
@@ -228,6 +232,27 @@ class Service:
             params,
         )
         return [anomaly_json(row) for row in rows]
+
+
+class _UnsignedControl:
+    """Stands in for the control client when no secret is set: agents accept only signed
+    webhooks, so nothing is sent and each refusal is logged as a failed delivery."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+
+    def send(self, url: str, command: ControlCommand, /) -> Delivery:
+        now = self._clock()
+        return Delivery(
+            target="control",
+            webhook_id="",
+            attempts=0,
+            status_code=None,
+            ok=False,
+            error=f"{semconv.WEBHOOK_SECRET_ENV} is not set: control webhooks cannot be signed",
+            started_ns=now,
+            finished_ns=now,
+        )
 
 
 def _rfc3339(ns: int) -> str:
@@ -265,7 +290,7 @@ def anomaly_json(row: tuple[Any, ...]) -> dict[str, Any]:
 def delivery_row(d: Delivery) -> list[Any]:
     latency_ms = max(0, d.finished_ns - d.started_ns) / 1e6
     return [
-        d.finished_ns, d.agent, d.kind, d.action, d.anomaly_id, d.webhook_id, d.attempts,
+        d.finished_ns, d.agent, d.target, d.action, d.anomaly_id, d.webhook_id, d.attempts,
         d.status_code if d.status_code is not None else -1, d.ok, d.error, latency_ms,
     ]  # fmt: skip
 

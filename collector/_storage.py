@@ -105,9 +105,7 @@ class Storage:
             return
         with self._lock:
             try:
-                self._client.insert(
-                    table, rows, column_names=list(columns), database=self.database
-                )
+                self._client.insert(table, rows, column_names=list(columns), database=self.database)
             except Exception as exc:
                 raise StorageError(f"insert into {table} failed: {exc}") from exc
 

@@ -140,7 +140,10 @@ class TableWriter:
                     self.failed_inserts += 1
                     logger.warning(
                         "insert of %d rows into %s failed, retrying in %.1fs: %s",
-                        len(batch), self.table, backoff, exc,
+                        len(batch),
+                        self.table,
+                        backoff,
+                        exc,
                     )
                     with self._cond:
                         if self._stopping:

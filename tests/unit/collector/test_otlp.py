@@ -219,12 +219,17 @@ def test_json_bodies_use_hex_ids_as_otlp_json_specifies() -> None:
         (b"\xff\x00garbage", "application/x-protobuf", "not an OTLP protobuf"),
         (b"{not json", "application/json", "not JSON"),
         (b"[1, 2]", "application/json", "JSON object"),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
-         "application/json", "not hex"),  # fmt: skip
+        (
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            "application/json",
+            "not hex",
+        ),
         (b"", "text/plain", "unsupported content type"),
     ],
 )
-def test_undecodable_bodies_raise_with_a_reason(body: bytes, content_type: str, reason: str) -> None:
+def test_undecodable_bodies_raise_with_a_reason(
+    body: bytes, content_type: str, reason: str
+) -> None:
     with pytest.raises(OtlpDecodeError, match=reason):
         decode_request(body, content_type)
 

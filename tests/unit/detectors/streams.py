@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from agentwatch.detectors import AgentEvent, EventKind
 
 T0_S = 1_700_000_000.0  # a realistic epoch, so float event time is exercised at its real scale

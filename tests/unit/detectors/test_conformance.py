@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from agentwatch.detectors import (
     ActionRateDetector,
     DetectorPipeline,
     LoopDetector,
 )
 from agentwatch.detectors._types import Detector
-
 from tests.unit.detectors.streams import T0_S, action, poisson_times, spike_times
 
 Stream = list[dict[str, Any]]

@@ -3,8 +3,9 @@ from __future__ import annotations
 import doctest
 from types import ModuleType
 
-import agentwatch.detectors
 import pytest
+
+import agentwatch.detectors
 from agentwatch.detectors import _loop, _pipeline, _rate
 
 

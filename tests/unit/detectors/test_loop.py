@@ -3,10 +3,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from agentwatch.detectors import DetectorPipeline, EventKind, LoopDetector, Severity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentwatch.detectors import DetectorPipeline, EventKind, LoopDetector, Severity
 from tests.unit.detectors.streams import action
 
 

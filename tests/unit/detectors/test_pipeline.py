@@ -5,8 +5,8 @@ import itertools
 import pickle
 
 import pytest
-from agentwatch.detectors import Anomaly, DetectorPipeline, EventKind
 
+from agentwatch.detectors import Anomaly, DetectorPipeline, EventKind
 from tests.unit.detectors.streams import T0_S, action, poisson_times, spike_times
 
 

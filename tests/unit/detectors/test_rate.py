@@ -3,10 +3,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from agentwatch.detectors import ActionRateDetector, Anomaly, DetectorPipeline, Severity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentwatch.detectors import ActionRateDetector, Anomaly, DetectorPipeline, Severity
 from tests.unit.detectors.streams import (
     NS_PER_S,
     T0_S,

@@ -1,0 +1,197 @@
+"""A simulated fleet: agents with realistic, varied tool sequences, through the real SDK.
+
+Each cohort has a tool repertoire and a Markov chain over it (a research agent searches, reads,
+summarises, takes notes...); arguments vary per call, so fingerprints repeat only when an agent
+really repeats itself. One agent can be made to run away: a tool-call loop, then a flood.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from agentwatch.sdk import Agent, CircuitOpenError, init
+
+# cohort -> tool -> [(next tool, weight)]
+CHAINS: Mapping[str, Mapping[str, list[tuple[str, int]]]] = {
+    "research-agent": {
+        "web_search": [("fetch_page", 6), ("web_search", 1), ("summarize", 1)],
+        "fetch_page": [("summarize", 4), ("fetch_page", 2), ("web_search", 2)],
+        "summarize": [("write_note", 4), ("web_search", 2), ("cite_source", 2)],
+        "write_note": [("web_search", 3), ("cite_source", 1)],
+        "cite_source": [("web_search", 2), ("write_note", 1)],
+    },
+    "support-agent": {
+        "lookup_customer": [("search_kb", 5), ("get_orders", 3)],
+        "get_orders": [("search_kb", 2), ("draft_reply", 3), ("issue_refund", 1)],
+        "search_kb": [("draft_reply", 5), ("search_kb", 1), ("escalate_ticket", 1)],
+        "draft_reply": [("send_reply", 6), ("search_kb", 1)],
+        "send_reply": [("lookup_customer", 1)],
+        "issue_refund": [("send_reply", 1)],
+        "escalate_ticket": [("lookup_customer", 1)],
+    },
+    "coding-agent": {
+        "read_file": [("grep_repo", 3), ("edit_file", 4), ("read_file", 2)],
+        "grep_repo": [("read_file", 5), ("edit_file", 1)],
+        "edit_file": [("run_tests", 5), ("read_file", 2)],
+        "run_tests": [("edit_file", 3), ("git_commit", 2), ("read_file", 1)],
+        "git_commit": [("read_file", 2), ("grep_repo", 1)],
+    },
+}
+
+_TOPICS = ("solar", "tariffs", "protein folding", "rust async", "pricing", "latency", "churn")
+_FILES = ("api.py", "models.py", "views.py", "README.md", "utils.py", "tests/test_api.py")
+
+
+def tool_args(tool: str, rng: random.Random) -> dict[str, object]:
+    """Plausible, varied arguments for a tool call."""
+    n = rng.randrange(100_000)
+    if tool in ("web_search", "search_kb", "grep_repo"):
+        return {"query": f"{rng.choice(_TOPICS)} {n}", "limit": rng.choice((5, 10, 20))}
+    if tool in ("fetch_page", "cite_source"):
+        return {"url": f"https://example.org/{rng.choice(_TOPICS).replace(' ', '-')}/{n}"}
+    if tool in ("read_file", "edit_file"):
+        return {"path": rng.choice(_FILES), "line": n % 400}
+    if tool in ("lookup_customer", "get_orders", "issue_refund"):
+        return {"customer_id": f"c-{n}"}
+    return {"text_sha": f"{n:05x}", "step": n}
+
+
+@dataclass
+class AgentStats:
+    actions: int = 0
+    stopped_at_ns: int = 0
+    stop_reason: str = ""
+    breaker_open_at_ns: int = 0
+
+
+@dataclass
+class RunawayPlan:
+    """What the runaway agent does, and when each phase really started (ns)."""
+
+    loop_calls: int = 4
+    flood_calls: int = 400
+    loop_started_ns: int = 0
+    flood_started_ns: int = 0
+    go: threading.Event = field(default_factory=threading.Event)
+
+
+class SimulatedAgent:
+    """One agent thread: picks its next tool from its cohort's chain, calls it, thinks."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        cohort: str,
+        *,
+        seed: int,
+        stop: threading.Event,
+        think_s: tuple[float, float] = (0.25, 0.55),
+        runaway: RunawayPlan | None = None,
+    ) -> None:
+        self.agent = agent
+        self.cohort = cohort
+        self.rng = random.Random(seed)
+        self.stop = stop
+        self.think_s = think_s
+        self.runaway = runaway
+        self.stats = AgentStats()
+        self.thread = threading.Thread(target=self._run, name=agent.instance_id, daemon=True)
+        agent.add_breaker_listener(self._on_breaker)
+
+    def _on_breaker(self, state: object, reason: str, anomaly_id: str) -> None:
+        if str(getattr(state, "value", state)) in ("open", "forced_open"):
+            self.stats.breaker_open_at_ns = self.stats.breaker_open_at_ns or time.time_ns()
+
+    def _call(self, tool: str, args: Mapping[str, object], latency_s: float) -> None:
+        with self.agent.action(tool, args=dict(args)):
+            self.stop.wait(latency_s)  # the tool's own latency
+        self.stats.actions += 1
+
+    def _run(self) -> None:
+        chain = CHAINS[self.cohort]
+        tool = self.rng.choice(list(chain))
+        try:
+            while not self.stop.is_set():
+                if self.runaway is not None and self.runaway.go.is_set():
+                    self._run_away()
+                    return
+                self._call(tool, tool_args(tool, self.rng), self.rng.uniform(0.01, 0.08))
+                nexts, weights = zip(*chain[tool], strict=True)
+                tool = self.rng.choices(nexts, weights)[0]
+                self.stop.wait(self.rng.uniform(*self.think_s))
+        except CircuitOpenError as exc:
+            self.stats.stopped_at_ns = time.time_ns()
+            self.stats.stop_reason = f"CircuitOpenError: breaker {exc.state.value}"
+
+    def _run_away(self) -> None:
+        plan = self.runaway
+        assert plan is not None
+        stuck = {"query": "latest results", "limit": 10}
+        plan.loop_started_ns = time.time_ns()
+        for _ in range(plan.loop_calls):  # the same call, again and again
+            self._call("web_search", stuck, 0.02)
+            self.stop.wait(0.3)
+        plan.flood_started_ns = time.time_ns()
+        for i in range(plan.flood_calls):  # then it floods an API as fast as it can
+            self._call("http_request", {"url": f"https://api.example.com/items/{i}"}, 0.002)
+            if self.stop.is_set():
+                return
+
+
+class Fleet:
+    """N simulated agents over the cohorts, each with its own SDK ``Agent``."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        endpoint: str,
+        webhook_secret: str,
+        seed: int = 7,
+        heartbeat_interval_s: float = 1.0,
+        runaway_index: int | None = None,
+        make_agent: Callable[..., Agent] = init,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.stop = threading.Event()
+        self.runaway = RunawayPlan()
+        self.members: list[SimulatedAgent] = []
+        cohorts = sorted(CHAINS)
+        for i in range(size):
+            cohort = cohorts[i % len(cohorts)]
+            agent = make_agent(
+                cohort,
+                instance_id=f"{cohort}-{i:02d}",
+                endpoint=endpoint,
+                heartbeat_interval_s=heartbeat_interval_s,
+                webhook_secret=webhook_secret,
+            )
+            self.members.append(
+                SimulatedAgent(
+                    agent,
+                    cohort,
+                    seed=seed * 1000 + i,
+                    stop=self.stop,
+                    runaway=self.runaway if i == runaway_index else None,
+                )
+            )
+
+    def start(self) -> None:
+        for member in self.members:
+            member.thread.start()
+
+    @property
+    def actions(self) -> int:
+        return sum(m.stats.actions for m in self.members)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for member in self.members:
+            member.thread.join(5)
+        for member in self.members:
+            member.agent.shutdown()
