@@ -55,8 +55,11 @@ class _Progress:
 def _table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
     cells = [[str(c) for c in columns]] + [[str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  " + "  ".join("-" * w for w in widths))
+    lines = [
+        "     " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+        for r in cells
+    ]
+    lines.insert(1, "     " + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
@@ -148,11 +151,12 @@ def _report(
     stats = runaway.stats
     origin = plan.loop_started_ns
     print("\n  4. what happened to", name)
-    print("     event                          wall clock   latency (ms)")
+    print(f"     {'event':<32} {'wall clock':<9}   latency (ms)")
+    third_call = plan.loop_calls_ns[2] if len(plan.loop_calls_ns) > 2 else 0
     rows = [
-        ("loop onset (first repeated call)", plan.loop_started_ns, "", 0),
-        ("loop detected", loop.detected_ns if loop else 0, "since loop onset",
-         plan.loop_started_ns),
+        ("loop onset (1st identical call)", plan.loop_started_ns, "", 0),
+        ("3rd identical call", third_call, "", 0),
+        ("loop detected", loop.detected_ns if loop else 0, "since the 3rd call", third_call),
         ("flood onset (first API call)", plan.flood_started_ns, "", 0),
         ("flood detected", spike.detected_ns if spike else 0, "since flood onset",
          plan.flood_started_ns),
@@ -166,7 +170,7 @@ def _report(
     for a in mine:
         print(f"     - {a.severity} {a.detector}: {a.summary}")
     print(f"     agent stop reason: {stats.stop_reason or 'still running'}")
-    print(f"     runaway actions recorded: {stats.actions}")
+    print(f"     actions {name} completed in the whole run: {stats.actions}")
 
     print(f"\n  5. Slack: {len(inbox.received)} message(s) received by the stand-in workspace")
     for message in inbox.received[:4]:

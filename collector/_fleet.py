@@ -75,6 +75,7 @@ class RunawayPlan:
     loop_calls: int = 4
     flood_calls: int = 400
     loop_started_ns: int = 0
+    loop_calls_ns: list[int] = field(default_factory=list)
     flood_started_ns: int = 0
     go: threading.Event = field(default_factory=threading.Event)
 
@@ -133,6 +134,7 @@ class SimulatedAgent:
         stuck = {"query": "latest results", "limit": 10}
         plan.loop_started_ns = time.time_ns()
         for _ in range(plan.loop_calls):  # the same call, again and again
+            plan.loop_calls_ns.append(time.time_ns())
             self._call("web_search", stuck, 0.02)
             self.stop.wait(0.3)
         plan.flood_started_ns = time.time_ns()
