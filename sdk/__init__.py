@@ -1,1 +1,78 @@
-"""agentwatch subpackage (being written)."""
+"""agentwatch.sdk: instrument an AI agent and obey the service's control webhooks.
+
+Contract:
+
+- ``init(service_name, ...)`` returns an :class:`Agent` with its own OpenTelemetry
+  ``TracerProvider`` (the global one is untouched), exporting OTLP/HTTP in batches every 200 ms
+  by default. Settings: explicit argument, then ``AGENTWATCH_*`` / standard ``OTEL_*``
+  environment variables, then defaults (:class:`SdkSettings`), read at ``init``, never at import.
+- ``with agent.action(tool, args):`` records an ``execute_tool {tool}`` span with a stable
+  :func:`fingerprint` of the arguments; while the circuit breaker is ``OPEN`` or
+  ``FORCED_OPEN`` it raises :class:`CircuitOpenError` instead, before any span.
+- A heartbeat thread emits ``agentwatch.heartbeat`` at start and every interval, carrying
+  health figures and the agent's control URL.
+- With a webhook secret, a control receiver accepts Standard Webhooks-signed ``POST /control``
+  requests (:class:`WebhookVerifier`), idempotent by webhook-id, and applies breaker changes.
+- The SDK never raises into the agent except :class:`CircuitOpenError`; failures of export and
+  heartbeat are logged once and counted. All errors raised on purpose derive from
+  :class:`AgentwatchError`.
+- Imports only OpenTelemetry and the standard library, and only lazily: importing
+  ``agentwatch.sdk`` or ``agentwatch.sdk.semconv`` loads no OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentwatch.sdk._agent import Agent
+    from agentwatch.sdk._breaker import BreakerState
+    from agentwatch.sdk._errors import (
+        AgentwatchError,
+        CircuitOpenError,
+        WebhookVerificationError,
+    )
+    from agentwatch.sdk._fingerprint import fingerprint
+    from agentwatch.sdk._settings import SdkSettings
+    from agentwatch.sdk._setup import init
+    from agentwatch.sdk._webhooks import WebhookVerifier
+
+__all__ = [
+    "Agent",
+    "AgentwatchError",
+    "BreakerState",
+    "CircuitOpenError",
+    "SdkSettings",
+    "WebhookVerificationError",
+    "WebhookVerifier",
+    "fingerprint",
+    "init",
+]
+
+# Public name -> private module defining it; loaded on first access (PEP 562), so that the
+# service can import agentwatch.sdk.semconv without pulling in OpenTelemetry.
+_LAZY = {
+    "Agent": "_agent",
+    "AgentwatchError": "_errors",
+    "BreakerState": "_breaker",
+    "CircuitOpenError": "_errors",
+    "SdkSettings": "_settings",
+    "WebhookVerificationError": "_errors",
+    "WebhookVerifier": "_webhooks",
+    "fingerprint": "_fingerprint",
+    "init": "_setup",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,170 @@
+"""SDK configuration: explicit argument, then environment variable, then default."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import urllib.parse
+from collections.abc import Mapping
+
+from agentwatch.sdk import semconv
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_ENV = "AGENTWATCH_HEARTBEAT_INTERVAL_S"
+CONTROL_HOST_ENV = "AGENTWATCH_CONTROL_HOST"
+CONTROL_PORT_ENV = "AGENTWATCH_CONTROL_PORT"
+
+OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+BSP_SCHEDULE_DELAY_ENV = "OTEL_BSP_SCHEDULE_DELAY"
+BSP_MAX_QUEUE_SIZE_ENV = "OTEL_BSP_MAX_QUEUE_SIZE"
+RESOURCE_ATTRIBUTES_ENV = "OTEL_RESOURCE_ATTRIBUTES"
+
+DEFAULT_TRACES_ENDPOINT = "http://localhost:4318/v1/traces"
+TRACES_PATH = "/v1/traces"
+DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
+DEFAULT_CONTROL_HOST = "127.0.0.1"
+DEFAULT_CONTROL_PORT = 0
+# Agents must be seen within a second; OTel's 5 s default delay is too slow for detection.
+DEFAULT_BSP_SCHEDULE_DELAY_MS = 200.0
+DEFAULT_BSP_MAX_QUEUE_SIZE = 8192
+DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class SdkSettings:
+    """Settings of the SDK inside one agent process.
+
+    Built by :meth:`from_env`; :func:`agentwatch.sdk.init` overrides fields with its explicit
+    arguments. Immutable, so thread-safe.
+
+    Attributes:
+        webhook_secret: Shared Standard Webhooks secret (``AGENTWATCH_WEBHOOK_SECRET``); None
+            disables the control receiver. Excluded from ``repr``.
+        heartbeat_interval_s: Seconds between heartbeats (``AGENTWATCH_HEARTBEAT_INTERVAL_S``).
+        control_host: Address the control receiver binds (``AGENTWATCH_CONTROL_HOST``).
+        control_port: Its port, 0 for an ephemeral one (``AGENTWATCH_CONTROL_PORT``).
+        traces_endpoint: Full OTLP/HTTP traces URL (see :func:`resolve_traces_endpoint`).
+        bsp_schedule_delay_ms: Batch span processor delay (``OTEL_BSP_SCHEDULE_DELAY``).
+        bsp_max_queue_size: Batch span processor queue (``OTEL_BSP_MAX_QUEUE_SIZE``).
+        bsp_max_export_batch_size: Largest export batch (at most the queue size).
+        resource_attributes: Parsed ``OTEL_RESOURCE_ATTRIBUTES``.
+    """
+
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    control_host: str = DEFAULT_CONTROL_HOST
+    control_port: int = DEFAULT_CONTROL_PORT
+    traces_endpoint: str = DEFAULT_TRACES_ENDPOINT
+    bsp_schedule_delay_ms: float = DEFAULT_BSP_SCHEDULE_DELAY_MS
+    bsp_max_queue_size: int = DEFAULT_BSP_MAX_QUEUE_SIZE
+    bsp_max_export_batch_size: int = DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE
+    resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SdkSettings:
+        """Read the settings from ``environ`` (default: ``os.environ``).
+
+        Never raises: a bad value is logged as a warning naming the variable, and the default
+        is used instead.
+        """
+        env = os.environ if environ is None else environ
+        queue_size = _positive_int(env, BSP_MAX_QUEUE_SIZE_ENV, DEFAULT_BSP_MAX_QUEUE_SIZE)
+        return cls(
+            webhook_secret=env.get(semconv.WEBHOOK_SECRET_ENV) or None,
+            heartbeat_interval_s=_positive_float(
+                env, HEARTBEAT_INTERVAL_ENV, DEFAULT_HEARTBEAT_INTERVAL_S
+            ),
+            control_host=env.get(CONTROL_HOST_ENV, "").strip() or DEFAULT_CONTROL_HOST,
+            control_port=_port(env, CONTROL_PORT_ENV, DEFAULT_CONTROL_PORT),
+            traces_endpoint=resolve_traces_endpoint(None, env),
+            bsp_schedule_delay_ms=_positive_float(
+                env, BSP_SCHEDULE_DELAY_ENV, DEFAULT_BSP_SCHEDULE_DELAY_MS
+            ),
+            bsp_max_queue_size=queue_size,
+            bsp_max_export_batch_size=min(DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE, queue_size),
+            resource_attributes=parse_resource_attributes(env.get(RESOURCE_ATTRIBUTES_ENV, "")),
+        )
+
+
+def resolve_traces_endpoint(endpoint: str | None, environ: Mapping[str, str]) -> str:
+    """Return the full OTLP/HTTP traces URL.
+
+    Precedence: ``endpoint`` (a base URL such as ``http://127.0.0.1:4318``; ``/v1/traces`` is
+    appended unless already there), then ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (a full URL,
+    used as is), then ``OTEL_EXPORTER_OTLP_ENDPOINT`` (a base URL), then
+    ``http://localhost:4318/v1/traces``.
+    """
+    if endpoint and endpoint.strip():
+        return _append_traces_path(endpoint.strip())
+    traces_endpoint = environ.get(OTLP_TRACES_ENDPOINT_ENV, "").strip()
+    if traces_endpoint:
+        return traces_endpoint
+    base = environ.get(OTLP_ENDPOINT_ENV, "").strip()
+    if base:
+        return _append_traces_path(base)
+    return DEFAULT_TRACES_ENDPOINT
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``key=value`` pairs, comma-separated, %-encoded)."""
+    attributes: dict[str, str] = {}
+    for pair in raw.split(","):
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            if pair.strip():
+                logger.warning("ignoring malformed %s entry %r", RESOURCE_ATTRIBUTES_ENV, pair)
+            continue
+        attributes[urllib.parse.unquote(key)] = urllib.parse.unquote(value.strip())
+    return attributes
+
+
+def _append_traces_path(base: str) -> str:
+    base = base.rstrip("/")
+    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        logger.warning("%s must be a number > 0, got %r; using %s", name, raw, default)
+        return default
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        logger.warning("%s must be an integer >= 1, got %r; using %s", name, raw, default)
+        return default
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        logger.warning("%s must be a port in 0..65535, got %r; using %s", name, raw, default)
+        return default
+    return value
