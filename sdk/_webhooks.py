@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import threading
 import time
@@ -13,33 +10,10 @@ from collections.abc import Callable, Mapping
 
 from agentwatch.sdk import semconv
 from agentwatch.sdk._errors import WebhookVerificationError
+from agentwatch.sdk.webhooks import decode_secret, signature
 
-SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_S = 300.0
 DEFAULT_MAX_REMEMBERED_IDS = 10_000
-
-
-def decode_secret(secret: str) -> bytes:
-    """Return the HMAC key of a ``whsec_``-prefixed (or bare) base64 secret.
-
-    Raises:
-        ValueError: The secret is empty or not base64. The message never contains the secret.
-    """
-    encoded = secret.removeprefix(SECRET_PREFIX).strip()
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("webhook secret is not valid base64 (after the whsec_ prefix)") from None
-    if not key:
-        raise ValueError("webhook secret is empty")
-    return key
-
-
-def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """Return the ``v1,<base64>`` signature of one message under ``key``."""
-    content = f"{webhook_id}.{timestamp}.".encode() + body
-    mac = hmac.new(key, content, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode("ascii")
 
 
 class WebhookVerifier:
@@ -113,7 +87,7 @@ class WebhookVerifier:
             raise WebhookVerificationError("message timestamp too old")
         if timestamp > now + self.tolerance_s:
             raise WebhookVerificationError("message timestamp too new")
-        expected = sign(self._key, webhook_id, timestamp, body).encode("ascii")
+        expected = signature(self._key, webhook_id, timestamp, body).encode("ascii")
         if not self._any_matches(signatures, expected):
             raise WebhookVerificationError("no matching signature")
         if check_replay and not self.remember(webhook_id):

@@ -70,6 +70,7 @@ def _loaded_after(statement: str) -> set[str]:
         ("import agentwatch.sdk; agentwatch.sdk.init", {"river", "clickhouse_connect", "fastapi",
                                                         "chdb", "sklearn", "httpx", "uvicorn"}),
         ("import agentwatch.sdk.semconv", {"opentelemetry", "river", "clickhouse_connect"}),
+        ("import agentwatch.sdk.webhooks", {"opentelemetry", "river", "clickhouse_connect"}),
         ("import agentwatch.detectors", {"clickhouse_connect", "fastapi", "httpx",
                                          "opentelemetry", "chdb"}),
         ("import agentwatch.alerts", {"river", "clickhouse_connect", "fastapi", "opentelemetry",
