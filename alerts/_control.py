@@ -21,9 +21,10 @@ from agentwatch.sdk.semconv import (
     CONTROL_TYPE_FAILOVER,
     CONTROL_TYPE_ROLLBACK,
 )
+from agentwatch.sdk.webhooks import decode_secret
 
 from ._delivery import Clock, Delivery, RetryPolicy, Rng, Sleep, post_with_retry
-from ._signing import decode_secret, new_webhook_id, signed_headers
+from ._signing import new_webhook_id, signed_headers
 
 CONTROL_TYPES = frozenset({CONTROL_TYPE_BREAKER, CONTROL_TYPE_ROLLBACK, CONTROL_TYPE_FAILOVER})
 BREAKER_STATES = frozenset({BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN, BREAKER_FORCED_OPEN})
