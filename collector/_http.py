@@ -114,7 +114,7 @@ def otlp_app(service: Service) -> FastAPI:
                 **{"Retry-After": str(RETRY_AFTER_S)},
             )
         if decoded.rejected:
-            service._count("spans_rejected", decoded.rejected)
+            service.count("spans_rejected", decoded.rejected)
         response = ExportTraceServiceResponse()
         if decoded.rejected:
             response.partial_success.rejected_spans = decoded.rejected

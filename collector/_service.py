@@ -145,11 +145,11 @@ class Service:
     # --- ingest ------------------------------------------------------------------------------
     def ingest(self, rows: list[list[Any]]) -> bool:
         """Accept decoded rows; False (nothing accepted) when storage is backed up."""
-        self._count("spans_received", len(rows))
+        self.count("spans_received", len(rows))
         if not self.span_writer.submit(rows):
-            self._count("spans_refused", len(rows))
+            self.count("spans_refused", len(rows))
             return False
-        self._count("spans_accepted", len(rows))
+        self.count("spans_accepted", len(rows))
         events = []
         for row in rows:
             event = to_event(row)
@@ -166,11 +166,12 @@ class Service:
             self._events.put_nowait(events)
         except queue.Full:
             # The spans are stored; only their detection is skipped. Counted, never silent.
-            self._count("detection_events_dropped", len(events))
+            self.count("detection_events_dropped", len(events))
             logger.warning("detection queue full: %d events not scored", len(events))
         return True
 
-    def _count(self, name: str, n: int = 1) -> None:
+    def count(self, name: str, n: int = 1) -> None:
+        """Add n to one of the service's counters (thread-safe)."""
         with self._lock:
             self.counters[name] += n
 
@@ -193,7 +194,7 @@ class Service:
                 self._events.task_done()
 
     def _on_anomaly(self, anomaly: Anomaly) -> None:
-        self._count("anomalies")
+        self.count("anomalies")
         self.anomaly_writer.submit([anomaly_row(anomaly)])
         self.remediator.handle(anomaly, self.registry.control_url(anomaly.agent))
         for listener in self._anomaly_listeners:
