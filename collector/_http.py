@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hmac
 import json
 import logging
 import socket
@@ -26,6 +27,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ._metrics import CONTENT_TYPE_LATEST
 from ._otlp import OtlpDecodeError, decode_request, request_to_rows
 from ._service import Service
 
@@ -76,16 +78,35 @@ class _TooLarge(Exception):
     pass
 
 
+def bearer_ok(header: str | None, token: str | None) -> bool:
+    """Whether an Authorization header carries the token (always true when none is set)."""
+    if not token:
+        return True
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+
+
 def otlp_app(service: Service) -> FastAPI:
     """The OTLP/HTTP receiver (``POST /v1/traces``)."""
     app = FastAPI(title="agentwatch OTLP/HTTP receiver", docs_url=None, redoc_url=None)
     limit = service.settings.max_request_bytes
+    token = service.settings.ingest_token
+    rejected = service.metrics.requests_rejected
 
     @app.post("/v1/traces")
     async def traces(request: Request) -> Response:
         media = _media(request)
         reply_media = JSON if media == JSON else PROTOBUF
+        if not bearer_ok(request.headers.get("authorization"), token):
+            rejected.labels(reason="unauthenticated").inc()
+            return _status(
+                code_pb2.UNAUTHENTICATED,
+                "missing or wrong bearer token: send 'Authorization: Bearer <ingest token>'",
+                reply_media,
+                401,
+            )
         if media not in (JSON, PROTOBUF):
+            rejected.labels(reason="content_type").inc()
             return _status(
                 code_pb2.INVALID_ARGUMENT,
                 f"unsupported Content-Type {media!r}: use {PROTOBUF} or {JSON}",
@@ -97,6 +118,7 @@ def otlp_app(service: Service) -> FastAPI:
             body = _decompress(raw, request.headers.get("content-encoding", "").lower(), limit)
             decoded = request_to_rows(decode_request(body, media))
         except _TooLarge:
+            rejected.labels(reason="too_large").inc()
             return _status(
                 code_pb2.INVALID_ARGUMENT,
                 f"request body exceeds {limit} bytes after decompression; send smaller batches",
@@ -104,6 +126,7 @@ def otlp_app(service: Service) -> FastAPI:
                 413,
             )
         except (OtlpDecodeError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
+            rejected.labels(reason="malformed").inc()
             return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
         if decoded.rows and not service.ingest(decoded.rows):
             return _status(
@@ -139,8 +162,34 @@ def _parse_since(since: str | None) -> int:
 
 
 def api_app(service: Service) -> FastAPI:
-    """The REST API: anomalies, agents, health."""
+    """The REST API: anomalies, agents, control state, health, Prometheus metrics."""
     app = FastAPI(title="agentwatch API", version="0.1.0")
+    token = service.settings.api_token
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/api/") and not bearer_ok(
+            request.headers.get("authorization"), token
+        ):
+            return JSONResponse(
+                {"detail": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/agents/{agent}/control")
+    def control(agent: str) -> dict[str, Any]:
+        """What the agent should obey now: its SDK polls this when webhooks cannot reach it."""
+        state = service.control_state(agent)
+        if state is None:
+            raise HTTPException(404, f"unknown agent {agent!r}: it has sent no spans yet")
+        return state
 
     @app.get("/api/v1/anomalies")
     def anomalies(

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentwatch.alerts import (
@@ -27,7 +27,9 @@ from agentwatch.alerts import (
 )
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
 from agentwatch.sdk import semconv
+from agentwatch.sdk.semconv import CONTROL_TYPE_BREAKER
 
+from ._metrics import ServiceMetrics
 from ._normalize import control_url, to_event
 from ._registry import AgentRegistry
 from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
@@ -72,15 +74,15 @@ class Service:
         dsn = settings.clickhouse_dsn or embedded_dsn(settings.data_dir)
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
         self.storage.migrate()
-        self.span_writer = TableWriter(
-            self.storage, TRACES_TABLE, TRACE_COLUMNS, max_pending_rows=settings.max_pending_rows
+        self.metrics = ServiceMetrics()
+        self.span_writer = self._writer(
+            TRACES_TABLE, TRACE_COLUMNS, max_pending_rows=settings.max_pending_rows
         )
-        self.anomaly_writer = TableWriter(
-            self.storage, ANOMALIES_TABLE, ANOMALY_COLUMNS, flush_interval_s=0.05
+        self.anomaly_writer = self._writer(ANOMALIES_TABLE, ANOMALY_COLUMNS, flush_interval_s=0.05)
+        self.remediation_writer = self._writer(
+            REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
         )
-        self.remediation_writer = TableWriter(
-            self.storage, REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
-        )
+        self.metrics.queue_depth.set_function(lambda: self.span_writer.pending_rows)
         self.registry = AgentRegistry()
         self.pipeline = DetectorPipeline(clock=clock)
         self.dispatcher = Dispatcher()
@@ -102,6 +104,8 @@ class Service:
         self._delivery_listeners: list[DeliveryListener] = []
         self._lock = threading.Lock()
         self._started = False
+        self._control: dict[str, dict[str, Any]] = {}
+        self.metrics.agents.set_function(lambda: len(self.registry))
         self.counters: dict[str, int] = {
             "spans_received": 0,
             "spans_accepted": 0,
@@ -110,6 +114,17 @@ class Service:
             "detection_events_dropped": 0,
             "anomalies": 0,
         }
+
+    def _writer(self, table: str, columns: Sequence[str], **options: Any) -> TableWriter:
+        failures = self.metrics.insert_failures.labels(table=table)
+        return TableWriter(
+            self.storage,
+            table,
+            columns,
+            on_insert=self.metrics.observe_insert(table),
+            on_failure=failures.inc,
+            **options,
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,9 +186,12 @@ class Service:
         return True
 
     def count(self, name: str, n: int = 1) -> None:
-        """Add n to one of the service's counters (thread-safe)."""
+        """Add n to one of the service's counters and its Prometheus metric (thread-safe)."""
         with self._lock:
             self.counters[name] += n
+        metric = _COUNTER_METRICS.get(name)
+        if metric is not None:
+            metric(self.metrics).inc(n)
 
     # --- detection and remediation -----------------------------------------------------------
     def _detect_loop(self) -> None:
@@ -195,12 +213,47 @@ class Service:
 
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         self.count("anomalies")
+        self.metrics.anomalies.labels(detector=anomaly.detector, severity=anomaly.severity).inc()
         self.anomaly_writer.submit([anomaly_row(anomaly)])
-        self.remediator.handle(anomaly, self.registry.control_url(anomaly.agent))
+        issued = self.remediator.handle(anomaly, self.registry.control_url(anomaly.agent))
+        for command in issued:
+            if command.type == CONTROL_TYPE_BREAKER:
+                self._set_control(command.agent, command.state, command.reason, anomaly.id)
         for listener in self._anomaly_listeners:
             listener(anomaly)
 
+    def _set_control(self, agent: str, breaker: str, reason: str, anomaly_id: str) -> None:
+        with self._lock:
+            version = self._control.get(agent, {}).get("version", 0) + 1
+            self._control[agent] = {
+                "agent": agent,
+                "breaker": breaker,
+                "reason": reason,
+                "anomaly_id": anomaly_id,
+                "version": version,
+                "rollback": None,
+            }
+
+    def control_state(self, agent: str) -> dict[str, Any] | None:
+        """What an agent should obey now (the SDK's pull fallback); None for an unknown agent."""
+        with self._lock:
+            state = self._control.get(agent)
+            if state is not None:
+                return dict(state)
+        if self.registry.get(agent) is None:
+            return None
+        return {
+            "agent": agent,
+            "breaker": self.remediator.breaker_state(agent),
+            "reason": "",
+            "anomaly_id": "",
+            "version": 0,
+            "rollback": None,
+        }
+
     def _on_delivery(self, delivery: Delivery) -> None:
+        outcome = "ok" if delivery.ok else "failed"
+        self.metrics.deliveries.labels(target=delivery.target, outcome=outcome).inc()
         self.remediation_writer.submit([delivery_row(delivery)])
         for listener in self._delivery_listeners:
             listener(delivery)
@@ -233,6 +286,15 @@ class Service:
             params,
         )
         return [anomaly_json(row) for row in rows]
+
+
+_COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
+    "spans_received": lambda m: m.spans_received,
+    "spans_accepted": lambda m: m.spans_accepted,
+    "spans_rejected": lambda m: m.spans_rejected,
+    "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
+    "detection_events_dropped": lambda m: m.detection_events_dropped,
+}
 
 
 class _UnsignedControl:

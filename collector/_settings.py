@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentwatch.sdk import semconv
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):
@@ -36,6 +47,10 @@ class ServiceSettings:
         ttl_days: Retention of every table (0 keeps rows forever).
         max_pending_rows: Memory bound on rows not yet in ClickHouse; beyond it ingest gets 429.
         max_request_bytes: Largest accepted request body, after decompression.
+        ingest_token: Bearer token OTLP clients must send; required when ``host`` is not a
+            loopback address, so an exposed receiver is never open.
+        api_token: Bearer token for ``/api/*`` (agents' pull fallback sends it too); None leaves
+            the API open, which is only allowed on loopback.
     """
 
     data_dir: Path = Path("agentwatch-data")
@@ -50,6 +65,8 @@ class ServiceSettings:
     ttl_days: int = 0
     max_pending_rows: int = 200_000
     max_request_bytes: int = 16 * 1024 * 1024
+    ingest_token: str | None = None
+    api_token: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("otlp_http_port", "api_port"):
@@ -71,6 +88,13 @@ class ServiceSettings:
             raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
         if self.max_pending_rows <= 0:
             raise ConfigError(f"max_pending_rows must be > 0, got {self.max_pending_rows}")
+        if not is_loopback(self.host):
+            for name, env in (("ingest_token", "INGEST"), ("api_token", "API")):
+                if not getattr(self, name):
+                    raise ConfigError(
+                        f"host {self.host!r} is not loopback, so {name} is required: set "
+                        f"AGENTWATCH_{env}_TOKEN (clients send it as 'Authorization: Bearer ...')"
+                    )
         if self.webhook_secret is not None and not self.webhook_secret.strip():
             raise ConfigError(f"{semconv.WEBHOOK_SECRET_ENV} is set but empty")
 
@@ -89,6 +113,8 @@ class ServiceSettings:
             "AGENTWATCH_BREAKER_MIN_SEVERITY": ("breaker_min_severity", str),
             "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
+            "AGENTWATCH_INGEST_TOKEN": ("ingest_token", str),
+            "AGENTWATCH_API_TOKEN": ("api_token", str),
         }
         for variable, (name, convert) in conversions.items():
             raw = environ.get(variable)

@@ -32,6 +32,7 @@ class TableWriter:
         max_batch_rows: Largest single insert.
         flush_interval_s: Longest a row waits before it is inserted.
         on_insert: Called with (rows inserted, seconds the insert took), for metrics.
+        on_failure: Called after each failed insert attempt (it will be retried), for metrics.
 
     Thread-safe. ``submit`` never blocks on ClickHouse.
     """
@@ -48,6 +49,7 @@ class TableWriter:
         retry_backoff_s: float = 0.5,
         max_retry_backoff_s: float = 10.0,
         on_insert: Callable[[int, float], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         if max_pending_rows <= 0:
             raise ValueError(f"max_pending_rows must be > 0, got {max_pending_rows}")
@@ -62,6 +64,7 @@ class TableWriter:
         self.retry_backoff_s = retry_backoff_s
         self.max_retry_backoff_s = max_retry_backoff_s
         self.on_insert = on_insert
+        self.on_failure = on_failure
         self._pending: collections.deque[Sequence[Any]] = collections.deque()
         self._in_flight = 0
         self._cond = threading.Condition()
@@ -138,6 +141,8 @@ class TableWriter:
                     self.storage.insert(self.table, batch, self.columns)
                 except StorageError as exc:
                     self.failed_inserts += 1
+                    if self.on_failure is not None:
+                        self.on_failure()
                     logger.warning(
                         "insert of %d rows into %s failed, retrying in %.1fs: %s",
                         len(batch),

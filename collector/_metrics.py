@@ -1,0 +1,102 @@
+"""The service's own Prometheus metrics, in a registry per service (never the global one).
+
+Names follow ``agentwatch_<subsystem>_<name>_<unit>``; counters end in ``_total``. The Grafana
+"Service health" dashboard queries exactly these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+
+# Insert latency buckets (seconds): embedded inserts cost ~8 ms each, server ones more.
+_INSERT_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    """Counters, gauges and histograms of one service. Thread-safe (prometheus_client is)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.spans_received = Counter(
+            "agentwatch_collector_spans_received", "Spans received over OTLP.", registry=r
+        )
+        self.spans_accepted = Counter(
+            "agentwatch_collector_spans_accepted",
+            "Spans acknowledged (queued for storage and detection).",
+            registry=r,
+        )
+        self.spans_rejected = Counter(
+            "agentwatch_collector_spans_rejected",
+            "Spans refused as invalid (partial_success rejected_spans).",
+            registry=r,
+        )
+        self.spans_dropped = Counter(
+            "agentwatch_collector_spans_dropped",
+            "Spans not accepted for a reason other than their content.",
+            ["reason"],
+            registry=r,
+        )
+        self.requests_rejected = Counter(
+            "agentwatch_collector_requests_rejected",
+            "Requests refused whole, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.spool_bytes = Gauge(
+            "agentwatch_collector_spool_bytes",
+            "Bytes held in the spool, not yet in ClickHouse.",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "agentwatch_collector_queue_depth", "Rows waiting for ClickHouse.", registry=r
+        )
+        self.insert_seconds = Histogram(
+            "agentwatch_clickhouse_insert_seconds",
+            "Duration of one ClickHouse insert.",
+            ["table"],
+            buckets=_INSERT_BUCKETS,
+            registry=r,
+        )
+        self.insert_failures = Counter(
+            "agentwatch_clickhouse_insert_failures",
+            "ClickHouse inserts that failed and will be retried.",
+            ["table"],
+            registry=r,
+        )
+        self.anomalies = Counter(
+            "agentwatch_detector_anomalies",
+            "Anomalies raised by the detectors.",
+            ["detector", "severity"],
+            registry=r,
+        )
+        self.detection_events_dropped = Counter(
+            "agentwatch_detector_events_dropped",
+            "Stored spans whose detection was skipped because the detection queue was full.",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "agentwatch_alerts_deliveries",
+            "Outbound deliveries (control webhooks, notifications) by target and outcome.",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.agents = Gauge("agentwatch_agents", "Agents known to the service.", registry=r)
+
+    def observe_insert(self, table: str) -> Callable[[int, float], None]:
+        """A TableWriter ``on_insert`` callback recording this table's insert latency."""
+        histogram = self.insert_seconds.labels(table=table)
+
+        def on_insert(rows: int, seconds: float) -> None:
+            histogram.observe(seconds)
+
+        return on_insert
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric."""
+        return bytes(generate_latest(self.registry))
