@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="embedded ClickHouse and state live here")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318)")
+    serve.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317; -1 off)")
     serve.add_argument("--api-port", type=int, help="REST API port (default 8080)")
     serve.add_argument("--clickhouse", dest="clickhouse_dsn", help="ClickHouse server DSN")
     serve.add_argument("--slack-webhook-url", help="Slack incoming-webhook URL")
@@ -82,13 +83,17 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         host=args.host,
         otlp_http_port=args.otlp_http_port,
+        otlp_grpc_port=args.otlp_grpc_port,
         api_port=args.api_port,
         clickhouse_dsn=args.clickhouse_dsn,
         slack_webhook_url=args.slack_webhook_url,
         ttl_days=args.ttl_days,
     )
     running = RunningService(settings)
-    print(f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  API {running.api_url}")
+    print(
+        f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  "
+        f"OTLP/gRPC {running.otlp_grpc_endpoint or 'off'}  API {running.api_url}"
+    )
     print(f"settings: {dict(settings_summary(settings))}")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

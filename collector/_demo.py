@@ -80,6 +80,7 @@ def run_demo(
         os.environ,
         data_dir=data_dir,
         otlp_http_port=0,
+        otlp_grpc_port=0,
         api_port=0,
         webhook_secret=secret,
         slack_webhook_url=inbox.url,

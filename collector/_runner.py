@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from ._grpc import GrpcReceiver
 from ._http import HttpServers, api_app, otlp_app
 from ._service import Service
 from ._settings import ServiceSettings
@@ -30,18 +31,28 @@ class RunningService:
                     "api": (api_app(self.service), settings.host, settings.api_port),
                 }
             )
+            self.grpc = (
+                GrpcReceiver(self.service, settings.host, settings.otlp_grpc_port)
+                if settings.otlp_grpc_port >= 0
+                else None
+            )
         except OSError:
             self.service.shutdown()
             raise
         self.service.start()
         self.http.start()
+        if self.grpc is not None:
+            self.grpc.start()
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         self.otlp_endpoint = f"http://{host}:{self.http.ports['otlp']}"
+        self.otlp_grpc_endpoint = f"{host}:{self.grpc.port}" if self.grpc else None
         self.api_url = f"http://{host}:{self.http.ports['api']}"
 
     def stop(self) -> None:
         """Stop accepting, then drain detection, deliveries and writes."""
         self.http.stop()
+        if self.grpc is not None:
+            self.grpc.stop()
         self.service.shutdown()
 
     def __enter__(self) -> RunningService:

@@ -39,6 +39,7 @@ class ServiceSettings:
             embedded engine under ``data_dir``.
         host: Address the OTLP and API ports bind to.
         otlp_http_port: OTLP/HTTP port (0 picks a free one).
+        otlp_grpc_port: OTLP/gRPC port (0 picks a free one; -1 disables gRPC).
         api_port: REST API port (0 picks a free one).
         webhook_secret: Standard Webhooks secret (``whsec_...``) signing control webhooks.
         slack_webhook_url: Slack incoming-webhook URL for notifications; None disables Slack.
@@ -57,6 +58,7 @@ class ServiceSettings:
     clickhouse_dsn: str | None = None
     host: str = "127.0.0.1"
     otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
     api_port: int = 8080
     webhook_secret: str | None = None
     slack_webhook_url: str | None = None
@@ -69,6 +71,8 @@ class ServiceSettings:
     api_token: str | None = None
 
     def __post_init__(self) -> None:
+        if not -1 <= self.otlp_grpc_port <= 65535:
+            raise ConfigError(f"otlp_grpc_port must be 0..65535 or -1, got {self.otlp_grpc_port}")
         for name in ("otlp_http_port", "api_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -107,6 +111,7 @@ class ServiceSettings:
             "AGENTWATCH_CLICKHOUSE_DSN": ("clickhouse_dsn", str),
             "AGENTWATCH_HOST": ("host", str),
             "AGENTWATCH_OTLP_HTTP_PORT": ("otlp_http_port", int),
+            "AGENTWATCH_OTLP_GRPC_PORT": ("otlp_grpc_port", int),
             "AGENTWATCH_API_PORT": ("api_port", int),
             semconv.WEBHOOK_SECRET_ENV: ("webhook_secret", str),
             "AGENTWATCH_SLACK_WEBHOOK_URL": ("slack_webhook_url", str),

@@ -13,9 +13,10 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agentwatch.collector import RunningService, ServiceSettings, request_to_rows
+from agentwatch.collector import RunningService, request_to_rows
 from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind
 from agentwatch.sdk import semconv
+from tests.support import local_settings
 
 
 def _request(n_spans: int, n_agents: int, seed: int = 1) -> ExportTraceServiceRequest:
@@ -68,7 +69,7 @@ def test_bench_decode(capsys: object) -> None:
 def test_bench_ingest_http(tmp_path: Path) -> None:
     """OTLP/HTTP -> embedded ClickHouse, end to end, sequential 1,000-span requests."""
     body = _request(1_000, 10).SerializeToString()
-    settings = ServiceSettings(data_dir=tmp_path / "d", otlp_http_port=0, api_port=0)
+    settings = local_settings(tmp_path / "d")
     with RunningService(settings) as running, httpx.Client() as client:
         url = f"{running.otlp_endpoint}/v1/traces"
         headers = {"content-type": "application/x-protobuf"}

@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentwatch.collector import RunningService, ServiceSettings
+from agentwatch.collector import RunningService
 from agentwatch.collector._inbox import WebhookInbox
 from agentwatch.sdk import Agent, BreakerState, CircuitOpenError, fingerprint, init, semconv
+from tests.support import local_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +27,8 @@ def slack() -> Iterator[WebhookInbox]:
 
 @pytest.fixture
 def running(data_dir: Path, webhook_secret: str, slack: WebhookInbox) -> Iterator[RunningService]:
-    settings = ServiceSettings(
-        data_dir=data_dir,
-        otlp_http_port=0,
-        api_port=0,
+    settings = local_settings(
+        data_dir,
         webhook_secret=webhook_secret,
         slack_webhook_url=slack.url,
         breaker_policy={"loop": "warning"},  # a loop alone opens the breaker here

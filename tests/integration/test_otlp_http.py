@@ -20,14 +20,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from agentwatch.collector import RunningService, ServiceSettings
+from agentwatch.collector import RunningService
+from tests.support import local_settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def running(data_dir: Path) -> Iterator[RunningService]:
-    with RunningService(ServiceSettings(data_dir=data_dir, otlp_http_port=0, api_port=0)) as r:
+    with RunningService(local_settings(data_dir)) as r:
         yield r
 
 
@@ -126,8 +127,9 @@ def test_unsupported_content_type_and_encoding_are_refused(running: RunningServi
 
 
 def test_a_gzip_bomb_is_refused_before_it_is_inflated(data_dir: Path) -> None:
-    settings = ServiceSettings(
-        data_dir=data_dir, otlp_http_port=0, api_port=0, max_request_bytes=64 * 1024
+    settings = local_settings(
+        data_dir,
+        max_request_bytes=64 * 1024,
     )
     with RunningService(settings) as running:
         bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))
@@ -140,7 +142,7 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated(data_dir: Path) -> None:
 
 
 def test_a_full_writer_answers_429_with_retry_after_and_stores_nothing(data_dir: Path) -> None:
-    settings = ServiceSettings(data_dir=data_dir, otlp_http_port=0, api_port=0, max_pending_rows=1)
+    settings = local_settings(data_dir, max_pending_rows=1)
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
     for i in range(2):

@@ -12,6 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from agentwatch.collector import ConfigError, RunningService, ServiceSettings
 from agentwatch.sdk import semconv
+from tests.support import local_settings
 
 pytestmark = pytest.mark.integration
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -42,8 +43,9 @@ def _actions(agent: str, fingerprints: list[str]) -> bytes:
 
 @pytest.fixture
 def running(data_dir: Path) -> Iterator[RunningService]:
-    settings = ServiceSettings(
-        data_dir=data_dir, otlp_http_port=0, api_port=0, breaker_min_severity="warning"
+    settings = local_settings(
+        data_dir,
+        breaker_min_severity="warning",
     )
     with RunningService(settings) as service:
         yield service
@@ -81,8 +83,10 @@ def test_control_state_follows_the_breaker(running: RunningService) -> None:
 
 
 def test_tokens_guard_ingest_and_api(data_dir: Path) -> None:
-    settings = ServiceSettings(
-        data_dir=data_dir, otlp_http_port=0, api_port=0, ingest_token="in-t", api_token="api-t"
+    settings = local_settings(
+        data_dir,
+        ingest_token="in-t",
+        api_token="api-t",
     )
     with RunningService(settings) as running:
         url = f"{running.otlp_endpoint}/v1/traces"

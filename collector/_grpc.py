@@ -1,0 +1,110 @@
+"""OTLP/gRPC receiver (port 4317): the trace service, on the same ingest path as OTLP/HTTP.
+
+Requests are taken as raw bytes and parsed here, so undecodable input is answered with
+``INVALID_ARGUMENT`` and a reason (grpcio's own deserializer would answer ``INTERNAL``).
+Backpressure is ``UNAVAILABLE`` with a ``RetryInfo``: both in ``grpc-status-details-bin`` (as
+the OpenTelemetry Collector reads it) and in ``google.rpc.retryinfo-bin`` (as the Python
+exporter reads it).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from ._http import RETRY_AFTER_S, bearer_ok
+from ._otlp import OtlpDecodeError, decode_request, request_to_rows
+from ._service import Service
+
+logger = logging.getLogger(__name__)
+
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _unavailable(context: grpc.ServicerContext, message: str) -> None:
+    retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_S))
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message)
+    status.details.add().Pack(retry)
+    context.set_trailing_metadata(
+        (
+            ("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", retry.SerializeToString()),
+        )
+    )
+    context.set_code(grpc.StatusCode.UNAVAILABLE)
+    context.set_details(message)
+
+
+class GrpcReceiver:
+    """An OTLP/gRPC server bound in the constructor (``port`` is known before ``start``).
+
+    Args:
+        service: Where spans go.
+        host: Address to bind.
+        port: Port (0 picks a free one).
+        max_workers: Request threads.
+    """
+
+    def __init__(self, service: Service, host: str, port: int, *, max_workers: int = 4) -> None:
+        self.service = service
+        limit = service.settings.max_request_bytes
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+            options=(
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ),
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export_traces,
+            request_deserializer=_identity,
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+        self._server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}
+                ),
+            )
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address} for OTLP/gRPC; pick another port")
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        self._server.stop(grace_s).wait(grace_s)
+
+    def _export_traces(self, body: bytes, context: grpc.ServicerContext) -> Any:
+        metrics = self.service.metrics
+        metadata = dict(context.invocation_metadata())
+        if not bearer_ok(metadata.get("authorization"), self.service.settings.ingest_token):
+            metrics.requests_rejected.labels(reason="unauthenticated").inc()
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            decoded = request_to_rows(decode_request(body, "application/x-protobuf"))
+        except OtlpDecodeError as exc:
+            metrics.requests_rejected.labels(reason="malformed").inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if decoded.rows and not self.service.ingest(decoded.rows):
+            _unavailable(context, "agentwatch is backed up writing to ClickHouse; retry later")
+            return ExportTraceServiceResponse()
+        response = ExportTraceServiceResponse()
+        if decoded.rejected:
+            self.service.count("spans_rejected", decoded.rejected)
+            response.partial_success.rejected_spans = decoded.rejected
+            response.partial_success.error_message = "; ".join(decoded.errors)
+        return response
