@@ -89,15 +89,17 @@ def _serve(args: argparse.Namespace) -> int:
         slack_webhook_url=args.slack_webhook_url,
         ttl_days=args.ttl_days,
     )
-    running = RunningService(settings)
-    print(
-        f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  "
-        f"OTLP/gRPC {running.otlp_grpc_endpoint or 'off'}  API {running.api_url}"
-    )
-    print(f"settings: {dict(settings_summary(settings))}")
+    # Handlers first: a supervisor may signal as soon as the address is printed.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    running = RunningService(settings)
+    print(
+        f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  "
+        f"OTLP/gRPC {running.otlp_grpc_endpoint or 'off'}  API {running.api_url}",
+        flush=True,
+    )
+    print(f"settings: {dict(settings_summary(settings))}", flush=True)
     stop.wait()
     print("stopping: draining detection, deliveries and writes ...")
     running.stop()

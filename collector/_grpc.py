@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ._http import RETRY_AFTER_S, bearer_ok
 from ._otlp import OtlpDecodeError, decode_request, request_to_rows
-from ._service import Service
+from ._service import PROTOBUF_RECORD, Service
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class GrpcReceiver:
         except OtlpDecodeError as exc:
             metrics.requests_rejected.labels(reason="malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if decoded.rows and not self.service.ingest(decoded.rows):
+        if decoded.rows and not self.service.ingest(decoded.rows, PROTOBUF_RECORD + body):
             _unavailable(context, "agentwatch is backed up writing to ClickHouse; retry later")
             return ExportTraceServiceResponse()
         response = ExportTraceServiceResponse()

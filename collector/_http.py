@@ -26,20 +26,17 @@ from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.concurrency import run_in_threadpool
 
 from ._metrics import CONTENT_TYPE_LATEST
 from ._otlp import OtlpDecodeError, decode_request, request_to_rows
-from ._service import Service
+from ._service import JSON_RECORD, PROTOBUF_RECORD, Service
 
 logger = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_S = 2
-
-
-def _media(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def _encode(message: Any, media: str) -> bytes:
@@ -95,9 +92,14 @@ def otlp_app(service: Service) -> FastAPI:
 
     @app.post("/v1/traces")
     async def traces(request: Request) -> Response:
-        media = _media(request)
+        raw = await request.body()
+        # Decoding and the spool's fsync block: keep them off the event loop.
+        return await run_in_threadpool(export, raw, request.headers)
+
+    def export(raw: bytes, headers: Any) -> Response:
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         reply_media = JSON if media == JSON else PROTOBUF
-        if not bearer_ok(request.headers.get("authorization"), token):
+        if not bearer_ok(headers.get("authorization"), token):
             rejected.labels(reason="unauthenticated").inc()
             return _status(
                 code_pb2.UNAUTHENTICATED,
@@ -113,9 +115,8 @@ def otlp_app(service: Service) -> FastAPI:
                 reply_media,
                 415,
             )
-        raw = await request.body()
         try:
-            body = _decompress(raw, request.headers.get("content-encoding", "").lower(), limit)
+            body = _decompress(raw, headers.get("content-encoding", "").lower(), limit)
             decoded = request_to_rows(decode_request(body, media))
         except _TooLarge:
             rejected.labels(reason="too_large").inc()
@@ -128,10 +129,11 @@ def otlp_app(service: Service) -> FastAPI:
         except (OtlpDecodeError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
             rejected.labels(reason="malformed").inc()
             return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
-        if decoded.rows and not service.ingest(decoded.rows):
+        record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
+        if decoded.rows and not service.ingest(decoded.rows, record):
             return _status(
                 code_pb2.UNAVAILABLE,
-                "agentwatch is backed up writing to ClickHouse; retry later",
+                "agentwatch's spool is full (ClickHouse is behind or down); retry later",
                 reply_media,
                 429,
                 **{"Retry-After": str(RETRY_AFTER_S)},
@@ -226,6 +228,10 @@ def api_app(service: Service) -> FastAPI:
             **service.counters,
             "agents": len(service.registry),
             "pending_rows": service.span_writer.pending_rows,
+            "spool_bytes": service.spool.size_bytes,
+            "spool_pending_records": service.span_writer.pending_records,
+            "spool_replayed_records": service.span_writer.replayed_records,
+            "spool_skipped_records": service.span_writer.skipped_records,
         }
 
     return app

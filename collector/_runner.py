@@ -10,6 +10,7 @@ from ._grpc import GrpcReceiver
 from ._http import HttpServers, api_app, otlp_app
 from ._service import Service
 from ._settings import ServiceSettings
+from ._storage import Storage
 
 
 class RunningService:
@@ -20,10 +21,14 @@ class RunningService:
     """
 
     def __init__(
-        self, settings: ServiceSettings, *, clock: Callable[[], int] = time.time_ns
+        self,
+        settings: ServiceSettings,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
-        self.service = Service(settings, clock=clock)
+        self.service = Service(settings, clock=clock, storage=storage)
         try:
             self.http = HttpServers(
                 {

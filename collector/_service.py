@@ -29,11 +29,14 @@ from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKin
 from agentwatch.sdk import semconv
 from agentwatch.sdk.semconv import CONTROL_TYPE_BREAKER
 
+from ._drain import SpoolDrain
 from ._metrics import ServiceMetrics
 from ._normalize import control_url, to_event
+from ._otlp import decode_request, request_to_rows
 from ._registry import AgentRegistry
 from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
 from ._settings import ServiceSettings
+from ._spool import Spool, SpoolFull
 from ._storage import Storage, embedded_dsn
 from ._writer import TableWriter
 
@@ -75,9 +78,26 @@ class Service:
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
         self.storage.migrate()
         self.metrics = ServiceMetrics()
-        self.span_writer = self._writer(
-            TRACES_TABLE, TRACE_COLUMNS, max_pending_rows=settings.max_pending_rows
+        spool_dir = settings.data_dir / "spool"
+        self.spool = Spool(
+            spool_dir,
+            segment_bytes=min(64 * 1024 * 1024, max(settings.spool_max_bytes, 64)),
+            max_bytes=max(settings.spool_max_bytes, 64),
+            fsync=settings.spool_fsync,
         )
+        self._spool_budget = settings.spool_max_bytes
+        self.span_writer = SpoolDrain(
+            self.storage,
+            self.spool,
+            TRACES_TABLE,
+            TRACE_COLUMNS,
+            decode_record,
+            self._span_stored,
+            max_cached_rows=settings.max_pending_rows,
+            on_insert=self.metrics.observe_insert(TRACES_TABLE),
+            on_failure=self.metrics.insert_failures.labels(table=TRACES_TABLE).inc,
+        )
+        self.metrics.spool_bytes.set_function(lambda: self.spool.size_bytes)
         self.anomaly_writer = self._writer(ANOMALIES_TABLE, ANOMALY_COLUMNS, flush_interval_s=0.05)
         self.remediation_writer = self._writer(
             REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
@@ -140,6 +160,7 @@ class Service:
         """Drain detection, deliveries and writers, then close storage."""
         with self._lock:
             if not self._started:
+                self.spool.close()
                 self.storage.close()
                 return
             self._started = False
@@ -149,6 +170,7 @@ class Service:
         self.dispatcher.shutdown()
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.shutdown(timeout_s)
+        self.spool.close()
         self.storage.close()
 
     def add_anomaly_listener(self, listener: AnomalyListener) -> None:
@@ -158,12 +180,21 @@ class Service:
         self._delivery_listeners.append(listener)
 
     # --- ingest ------------------------------------------------------------------------------
-    def ingest(self, rows: list[list[Any]]) -> bool:
-        """Accept decoded rows; False (nothing accepted) when storage is backed up."""
+    def ingest(self, rows: list[list[Any]], record: bytes) -> bool:
+        """Accept one request: its decoded rows and the spool record they came from.
+
+        Returns only after the record is durably in the spool (the acknowledgement); False,
+        with nothing accepted, when the spool is at its disk budget.
+        """
         self.count("spans_received", len(rows))
-        if not self.span_writer.submit(rows):
+        try:
+            if len(record) > self._spool_budget:
+                raise SpoolFull("record larger than the spool budget")
+            seq = self.spool.append(record)
+        except SpoolFull:
             self.count("spans_refused", len(rows))
             return False
+        self.span_writer.submit(seq, rows)
         self.count("spans_accepted", len(rows))
         events = []
         for row in rows:
@@ -192,6 +223,22 @@ class Service:
         metric = _COUNTER_METRICS.get(name)
         if metric is not None:
             metric(self.metrics).inc(n)
+
+    def _span_stored(self, row: list[Any]) -> bool:
+        _, found = self.storage.query(
+            f"SELECT 1 FROM {TRACES_TABLE} WHERE ServiceName = {{service:String}}"
+            " AND SpanName = {name:String}"
+            " AND Timestamp = fromUnixTimestamp64Nano({ts:Int64})"
+            " AND TraceId = {trace:String} AND SpanId = {span:String} LIMIT 1",
+            {
+                "service": row[_SERVICE],
+                "name": row[_NAME],
+                "ts": row[_TS],
+                "trace": row[_TRACE],
+                "span": row[_SPAN],
+            },
+        )
+        return bool(found)
 
     # --- detection and remediation -----------------------------------------------------------
     def _detect_loop(self) -> None:
@@ -286,6 +333,20 @@ class Service:
             params,
         )
         return [anomaly_json(row) for row in rows]
+
+
+_COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
+_TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
+_NAME, _SERVICE = _COL["SpanName"], _COL["ServiceName"]
+
+PROTOBUF_RECORD = b"p"
+JSON_RECORD = b"j"
+
+
+def decode_record(payload: bytes) -> list[list[Any]]:
+    """A spool record (a one-byte format tag, then the request body) back to rows."""
+    media = "application/json" if payload[:1] == JSON_RECORD else "application/x-protobuf"
+    return request_to_rows(decode_request(payload[1:], media)).rows
 
 
 _COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {

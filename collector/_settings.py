@@ -46,7 +46,10 @@ class ServiceSettings:
         breaker_min_severity: The least severity that opens an agent's breaker.
         breaker_policy: Per-detector overrides of ``breaker_min_severity`` (or ``never``).
         ttl_days: Retention of every table (0 keeps rows forever).
-        max_pending_rows: Memory bound on rows not yet in ClickHouse; beyond it ingest gets 429.
+        max_pending_rows: Memory bound on decoded rows waiting for ClickHouse; beyond it rows
+            wait on disk only (in the spool) and are decoded again when their turn comes.
+        spool_max_bytes: Disk budget of the spool; beyond it ingest answers 429 / UNAVAILABLE.
+        spool_fsync: fsync every acknowledged request (turn off only for benchmarks).
         max_request_bytes: Largest accepted request body, after decompression.
         ingest_token: Bearer token OTLP clients must send; required when ``host`` is not a
             loopback address, so an exposed receiver is never open.
@@ -66,6 +69,8 @@ class ServiceSettings:
     breaker_policy: Mapping[str, str] = field(default_factory=dict)
     ttl_days: int = 0
     max_pending_rows: int = 200_000
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    spool_fsync: bool = True
     max_request_bytes: int = 16 * 1024 * 1024
     ingest_token: str | None = None
     api_token: str | None = None
@@ -90,6 +95,8 @@ class ServiceSettings:
                 )
         if self.ttl_days < 0:
             raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
+        if self.spool_max_bytes <= 0:
+            raise ConfigError(f"spool_max_bytes must be > 0, got {self.spool_max_bytes}")
         if self.max_pending_rows <= 0:
             raise ConfigError(f"max_pending_rows must be > 0, got {self.max_pending_rows}")
         if not is_loopback(self.host):
@@ -118,6 +125,7 @@ class ServiceSettings:
             "AGENTWATCH_BREAKER_MIN_SEVERITY": ("breaker_min_severity", str),
             "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
+            "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
             "AGENTWATCH_INGEST_TOKEN": ("ingest_token", str),
             "AGENTWATCH_API_TOKEN": ("api_token", str),
         }

@@ -69,7 +69,7 @@ def test_partial_success_names_the_rejected_spans(running: RunningService) -> No
 
 
 def test_backpressure_is_unavailable_with_retry_info(data_dir: Path) -> None:
-    with RunningService(local_settings(data_dir, max_pending_rows=1)) as running:
+    with RunningService(local_settings(data_dir, spool_max_bytes=16)) as running:
         assert running.otlp_grpc_endpoint
         request = ExportTraceServiceRequest()
         spans = request.resource_spans.add().scope_spans.add().spans

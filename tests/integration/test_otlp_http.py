@@ -141,8 +141,8 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated(data_dir: Path) -> None:
         assert response.status_code == 413
 
 
-def test_a_full_writer_answers_429_with_retry_after_and_stores_nothing(data_dir: Path) -> None:
-    settings = local_settings(data_dir, max_pending_rows=1)
+def test_a_full_spool_answers_429_with_retry_after_and_stores_nothing(data_dir: Path) -> None:
+    settings = local_settings(data_dir, spool_max_bytes=16)
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
     for i in range(2):

@@ -1,0 +1,211 @@
+"""Drains the spool into ``otel_traces``: large inserts, then a durable commit of the position.
+
+Rows of recent records wait in a bounded memory cache, so the common path decodes each request
+once; when the cache is full (ClickHouse is slow or down) records stay only on disk and are
+decoded again when their turn comes. After a restart, records past the committed position are
+replayed; one whose first span is already in ClickHouse is skipped, because an insert is atomic:
+a crash between insert and commit then duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._spool import Spool
+from ._storage import Storage, StorageError
+
+logger = logging.getLogger(__name__)
+
+Row = list[Any]
+
+
+class SpoolDrain:
+    """The background thread moving spooled records into one ClickHouse table.
+
+    Args:
+        storage: Where rows go.
+        spool: Where records wait.
+        table: Target table; ``columns`` the order of every row.
+        decode: Record payload to rows (the same function ingest used).
+        already_stored: Whether a row is in ClickHouse (replay dedup); checks one row.
+        max_cached_rows: Bound on decoded rows kept in memory.
+        max_batch_rows: Largest single insert.
+        flush_interval_s: Longest a small batch waits to grow.
+
+    Thread-safe: ``submit`` is called from request threads.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        spool: Spool,
+        table: str,
+        columns: Sequence[str],
+        decode: Callable[[bytes], list[Row]],
+        already_stored: Callable[[Row], bool],
+        *,
+        max_cached_rows: int = 200_000,
+        max_batch_rows: int = 50_000,
+        flush_interval_s: float = 0.2,
+        retry_backoff_s: float = 0.5,
+        max_retry_backoff_s: float = 10.0,
+        on_insert: Callable[[int, float], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.spool = spool
+        self.table = table
+        self.columns = tuple(columns)
+        self.decode = decode
+        self.already_stored = already_stored
+        self.max_cached_rows = max_cached_rows
+        self.max_batch_rows = max_batch_rows
+        self.flush_interval_s = flush_interval_s
+        self.retry_backoff_s = retry_backoff_s
+        self.max_retry_backoff_s = max_retry_backoff_s
+        self.on_insert = on_insert
+        self.on_failure = on_failure
+        self._cache: collections.OrderedDict[int, list[Row]] = collections.OrderedDict()
+        self._cached_rows = 0
+        self._next = spool.committed_seq + 1
+        self._replay_until = spool.last_seq  # records a crash may have stored already
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"drain-{table}", daemon=True)
+        self.inserted_rows = 0
+        self.replayed_records = 0
+        self.skipped_records = 0
+
+    def start(self) -> None:
+        if self._replay_until >= self._next:
+            logger.info(
+                "spool: replaying records %d..%d into %s",
+                self._next,
+                self._replay_until,
+                self.table,
+            )
+        self._thread.start()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows cached in memory and not yet stored (records only on disk are not counted)."""
+        with self._cond:
+            return self._cached_rows
+
+    @property
+    def pending_records(self) -> int:
+        return max(0, self.spool.last_seq - self.spool.committed_seq)
+
+    def submit(self, seq: int, rows: list[Row]) -> None:
+        """Offer the decoded rows of a spooled record; kept only if the cache has room."""
+        with self._cond:
+            if self._cached_rows + len(rows) <= self.max_cached_rows:
+                self._cache[seq] = rows
+                self._cached_rows += len(rows)
+            self._cond.notify_all()
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every record appended so far is in ClickHouse; False on timeout."""
+        target = self.spool.last_seq
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._cond.notify_all()
+            while self.spool.committed_seq < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Drain what is spooled (up to the timeout), then stop. Undrained records stay on disk."""
+        self.force_flush(timeout_s)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    # --- the thread --------------------------------------------------------------------------
+    def _collect(self) -> tuple[list[Row], int] | None:
+        """The next batch of rows and the last sequence number it covers; None to stop."""
+        with self._cond:
+            while self.spool.last_seq < self._next and not self._stopping:
+                self._cond.wait()
+            if self.spool.last_seq < self._next:
+                return None
+            if not self._stopping and self._cached_rows < self.max_batch_rows:
+                self._cond.wait(self.flush_interval_s)  # let a small batch grow
+        batch: list[Row] = []
+        last = self._next - 1
+        while len(batch) < self.max_batch_rows and last < self.spool.last_seq:
+            seq = last + 1
+            with self._cond:
+                rows = self._cache.pop(seq, None)
+                if rows is not None:
+                    self._cached_rows -= len(rows)
+            if rows is None:
+                records = list(self.spool.read_from(seq, limit=64))
+                if not records or records[0][0] != seq:
+                    logger.error("spool: record %d is missing; skipping it", seq)
+                    last = seq
+                    continue
+                for record_seq, payload in records:
+                    if len(batch) >= self.max_batch_rows:
+                        break
+                    self._add(batch, record_seq, self.decode(payload))
+                    last = record_seq
+                continue
+            self._add(batch, seq, rows)
+            last = seq
+        return batch, last
+
+    def _add(self, batch: list[Row], seq: int, rows: list[Row]) -> None:
+        if seq <= self._replay_until and rows:
+            self.replayed_records += 1
+            if self.already_stored(rows[0]):
+                self.skipped_records += 1
+                return
+        batch.extend(rows)
+
+    def _run(self) -> None:
+        while True:
+            collected = self._collect()
+            if collected is None:
+                return
+            batch, last = collected
+            if batch and not self._insert(batch):
+                return  # stopping with ClickHouse down: the records stay in the spool
+            self.spool.commit(last)
+            with self._cond:
+                self._next = last + 1
+                self.inserted_rows += len(batch)
+                self._cond.notify_all()
+
+    def _insert(self, batch: list[Row]) -> bool:
+        backoff = self.retry_backoff_s
+        while True:
+            started = time.monotonic()
+            try:
+                self.storage.insert(self.table, batch, self.columns)
+            except StorageError as exc:
+                if self.on_failure is not None:
+                    self.on_failure()
+                logger.warning(
+                    "insert of %d rows into %s failed, retrying in %.1fs: %s",
+                    len(batch), self.table, backoff, exc,
+                )  # fmt: skip
+                with self._cond:
+                    if self._stopping:
+                        return False
+                    self._cond.wait(backoff)
+                backoff = min(backoff * 2, self.max_retry_backoff_s)
+                continue
+            if self.on_insert is not None:
+                self.on_insert(len(batch), time.monotonic() - started)
+            return True
