@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--slack-webhook-url", help="Slack incoming-webhook URL")
     serve.add_argument("--ttl-days", type=int, help="drop rows older than this (0 keeps all)")
 
+    dashboards = commands.add_parser(
+        "dashboards",
+        help="Grafana dashboards and provisioning as code",
+        description="Grafana dashboards and provisioning files, built with grafana-foundation-sdk.",
+    )
+    dashboard_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
+    export = dashboard_commands.add_parser(
+        "export",
+        help="write the dashboards and provisioning files to a directory",
+        description=_dashboards_help(),
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+
     demo = commands.add_parser(
         "demo",
         help="run the service with a simulated fleet and one runaway agent",
@@ -72,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, help="keep the data here (default: a temp dir)")
     demo.add_argument("--seed", type=int, default=7, help="randomness of the fleet")
     return parser
+
+
+def _dashboards_help() -> str:
+    from agentwatch.dashboards import HELP
+
+    return str(HELP)
+
+
+def _export_dashboards(out: Path) -> int:
+    from agentwatch.dashboards import export
+
+    written = export(out)
+    for path in written:
+        print(path)
+    print(f"wrote {len(written)} files; mount {out} at /etc/grafana/provisioning", file=sys.stderr)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -117,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "dashboards":
+            return _export_dashboards(args.out)
         from ._demo import run_demo
 
         return run_demo(

@@ -113,13 +113,22 @@ def attributes_to_map(attributes: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     kv: KeyValue
     for kv in attributes:
-        out[kv.key] = as_string(kv.value)
+        value = kv.value
+        # Hot path: most attribute values are strings; ask for them directly.
+        out[kv.key] = (
+            value.string_value if value.WhichOneof("value") == "string_value" else as_string(value)
+        )
     return out
+
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 def _hex_id(raw: bytes) -> str:
     # traceutil.TraceIDToHexOrEmptyString: the all-zero id is the empty string.
-    return raw.hex() if raw.strip(b"\0") else ""
+    text = raw.hex()
+    return "" if text in (_ZERO_TRACE, _ZERO_SPAN) else text
 
 
 @dataclass(slots=True)
@@ -214,6 +223,7 @@ def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:
                 start = span.start_time_unix_nano
                 duration = max(0, span.end_time_unix_nano - start)
                 status = span.status.code
+                events, links = span.events, span.links
                 out.rows.append(
                     [
                         start,
@@ -231,16 +241,33 @@ def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:
                         duration,
                         STATUS_CODES[status] if 0 <= status < len(STATUS_CODES) else "",
                         span.status.message,
-                        [e.time_unix_nano for e in span.events],
-                        [e.name for e in span.events],
-                        [attributes_to_map(e.attributes) for e in span.events],
-                        [_hex_id(link.trace_id) for link in span.links],
-                        [_hex_id(link.span_id) for link in span.links],
-                        [link.trace_state for link in span.links],
-                        [attributes_to_map(link.attributes) for link in span.links],
+                        *(_events(events) if events else _NO_EVENTS),
+                        *(_links(links) if links else _NO_LINKS),
                     ]
                 )
     return out
+
+
+# Shared, immutable empty columns for the common span without events or links.
+_NO_EVENTS: tuple[tuple[Any, ...], ...] = ((), (), ())
+_NO_LINKS: tuple[tuple[Any, ...], ...] = ((), (), (), ())
+
+
+def _events(events: Any) -> tuple[list[Any], ...]:
+    return (
+        [e.time_unix_nano for e in events],
+        [e.name for e in events],
+        [attributes_to_map(e.attributes) for e in events],
+    )
+
+
+def _links(links: Any) -> tuple[list[Any], ...]:
+    return (
+        [_hex_id(link.trace_id) for link in links],
+        [_hex_id(link.span_id) for link in links],
+        [link.trace_state for link in links],
+        [attributes_to_map(link.attributes) for link in links],
+    )
 
 
 def _span_problem(span: Any) -> str:
