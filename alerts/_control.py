@@ -49,6 +49,7 @@ class ControlCommand:
         reason: Human-readable why (the anomaly's summary).
         anomaly_id: The anomaly that caused it; "" for manual commands.
         issued_ns: When the command was issued, ns since the Unix epoch.
+        failed_agent: The lost agent whose work a failover hands over (failover only).
     """
 
     type: str
@@ -58,6 +59,7 @@ class ControlCommand:
     reason: str = ""
     anomaly_id: str = ""
     issued_ns: int = field(default_factory=time.time_ns)
+    failed_agent: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in CONTROL_TYPES:
@@ -66,14 +68,19 @@ class ControlCommand:
             raise ValueError("agent must be non-empty")
         if self.type == CONTROL_TYPE_BREAKER and self.state not in BREAKER_STATES:
             raise ValueError(f"state must be one of {sorted(BREAKER_STATES)}, got {self.state!r}")
+        if self.type == CONTROL_TYPE_FAILOVER and not self.failed_agent:
+            raise ValueError("failed_agent must be non-empty for a failover")
 
     def to_payload(self) -> dict[str, Any]:
         """Return the JSON payload (DESIGN.md, "Service surface": control webhooks).
 
         Always has ``type``, ``agent``, ``reason``, ``anomaly_id`` and ``issued_at`` (RFC 3339);
-        ``state`` for breaker commands, ``checkpoint_id`` for rollback and failover.
+        ``state`` for breaker commands, ``checkpoint_id`` for rollback and failover,
+        ``failed_agent`` for failover.
         """
         payload: dict[str, Any] = {"type": self.type, "agent": self.agent}
+        if self.type == CONTROL_TYPE_FAILOVER:
+            payload["failed_agent"] = self.failed_agent
         if self.type == CONTROL_TYPE_BREAKER:
             payload["state"] = self.state
         else:

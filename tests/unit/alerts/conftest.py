@@ -19,6 +19,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -30,9 +31,10 @@ class LoopbackReceiver:
     ``script`` holds (status, headers) pairs consumed one per request; once empty it answers 200.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.script: list[tuple[int, dict[str, str]]] = []
+        self.down = False  # answer 503 to everything
         self._lock = threading.Lock()
         self.received = threading.Condition(self._lock)
         receiver = self
@@ -42,10 +44,17 @@ class LoopbackReceiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
-                    receiver.requests.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
                     status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+                    if receiver.down:
+                        status, headers = 503, {}
+                    receiver.requests.append(
+                        Received(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            status,
+                        )
+                    )
                     receiver.received.notify_all()
                 payload = b"ok"
                 self.send_response(status)
@@ -58,7 +67,7 @@ class LoopbackReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -70,6 +79,11 @@ class LoopbackReceiver:
     def respond(self, *responses: tuple[int, dict[str, str]]) -> None:
         with self._lock:
             self.script.extend(responses)
+
+    def delivered(self) -> list[Received]:
+        """Requests answered 2xx."""
+        with self._lock:
+            return [r for r in self.requests if 200 <= r.status < 300]
 
     def close(self) -> None:
         self._server.shutdown()
