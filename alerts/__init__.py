@@ -60,6 +60,7 @@ Webhook URLs, routing keys and secrets are never logged. Imports only httpx, the
 from ._alert import Alert, alert_from_anomaly, postmortem_query
 from ._anomaly import AnomalyLike, severity_rank
 from ._breaker import BREAKER_METRICS_ONLY, AgentBreakers, BreakerStatus, Transition
+from ._config import build_receivers
 from ._control import ControlCommand, ControlSender, ControlWebhookClient
 from ._delivery import Delivery, RetryPolicy, parse_retry_after, post_with_retry
 from ._dispatcher import LANE_CONTROL, LANE_NOTIFY, Dispatcher
@@ -125,6 +126,7 @@ __all__ = [
     "Transition",
     "WebhookIntegration",
     "alert_from_anomaly",
+    "build_receivers",
     "build_route",
     "checkpoint_before",
     "classify",

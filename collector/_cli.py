@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_SERVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    serve.add_argument("--config", type=Path, help="YAML file: settings, alerting:, remediation:")
     serve.add_argument("--data-dir", type=Path, help="embedded ClickHouse and state live here")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318)")
@@ -69,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
         description=_dashboards_help(),
     )
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay detectors over labelled files and score them (NAB time series, sessions)",
+        description=(
+            "Run agentwatch's detectors offline over labelled data and print how they score:\n"
+            "NAB's profiles for time series, precision/recall/F1 for sessions of event keys."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from ._backtest import add_backtest_arguments
+
+    add_backtest_arguments(backtest)
 
     demo = commands.add_parser(
         "demo",
@@ -109,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = ServiceSettings.from_env(
         os.environ,
+        config_file=args.config,
         data_dir=args.data_dir,
         host=args.host,
         otlp_http_port=args.otlp_http_port,
@@ -148,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "dashboards":
             return _export_dashboards(args.out)
+        if args.command == "backtest":
+            from ._backtest import run_backtest
+
+            return run_backtest(args)
         from ._demo import run_demo
 
         return run_demo(

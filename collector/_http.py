@@ -28,6 +28,7 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
+from ._control_api import control_router
 from ._metrics import CONTENT_TYPE_LATEST
 from ._otlp import OtlpDecodeError, decode_request, request_to_rows
 from ._service import JSON_RECORD, PROTOBUF_RECORD, Service
@@ -206,9 +207,11 @@ def api_app(service: Service) -> FastAPI:
         out = []
         for info in service.registry.all():
             item = info.to_json()
-            item["breaker"] = service.remediator.breaker_state(info.agent)
+            item["breaker"] = service.response.breakers.state(info.agent)
             out.append(item)
         return out
+
+    app.include_router(control_router(service))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -77,8 +77,11 @@ def to_event(row: list[Any]) -> AgentEvent:
     )
 
 
-def control_url(row: list[Any]) -> str:
-    """The control URL a heartbeat row carries, or ""."""
-    if row[_NAME] != semconv.SPAN_HEARTBEAT:
-        return ""
-    return str(row[_ATTRS].get(semconv.CONTROL_URL, ""))
+def heartbeat_fields(row: list[Any]) -> tuple[str, float]:
+    """(control URL, interval in seconds) of a heartbeat row; ("", 0.0) when absent."""
+    attributes = row[_ATTRS]
+    try:
+        interval = float(attributes.get(semconv.HEARTBEAT_INTERVAL_S, 0) or 0)
+    except ValueError:
+        interval = 0.0
+    return str(attributes.get(semconv.CONTROL_URL, "")), interval

@@ -17,6 +17,8 @@ class AgentInfo:
     last_heartbeat_ns: int = 0
     control_url: str = ""
     spans: int = 0
+    heartbeat_interval_s: float = 0.0
+    lost: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -27,6 +29,8 @@ class AgentInfo:
             "last_heartbeat_ns": self.last_heartbeat_ns,
             "control_url": self.control_url,
             "spans": self.spans,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "lost": self.lost,
         }
 
 
@@ -41,7 +45,14 @@ class AgentRegistry:
         self._lock = threading.Lock()
 
     def observe(
-        self, agent: str, service: str, ts_ns: int, *, heartbeat: bool, control_url: str
+        self,
+        agent: str,
+        service: str,
+        ts_ns: int,
+        *,
+        heartbeat: bool,
+        control_url: str,
+        interval_s: float = 0.0,
     ) -> None:
         with self._lock:
             info = self._agents.get(agent)
@@ -51,8 +62,11 @@ class AgentRegistry:
             info.last_seen_ns = max(info.last_seen_ns, ts_ns)
             if heartbeat:
                 info.last_heartbeat_ns = max(info.last_heartbeat_ns, ts_ns)
+                info.lost = False
                 if control_url:
                     info.control_url = control_url
+                if interval_s > 0:
+                    info.heartbeat_interval_s = interval_s
 
     def get(self, agent: str) -> AgentInfo | None:
         with self._lock:
@@ -62,6 +76,15 @@ class AgentRegistry:
         with self._lock:
             info = self._agents.get(agent)
             return info.control_url or None if info else None
+
+    def mark_lost(self, agent: str) -> bool:
+        """Flag an agent lost; False when it already was (report a loss once)."""
+        with self._lock:
+            info = self._agents.get(agent)
+            if info is None or info.lost:
+                return False
+            info.lost = True
+            return True
 
     def all(self) -> list[AgentInfo]:
         with self._lock:

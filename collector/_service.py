@@ -16,24 +16,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agentwatch.alerts import (
-    ControlCommand,
-    ControlWebhookClient,
-    Delivery,
-    Dispatcher,
-    RemediationPolicy,
-    Remediator,
-    SlackReceiver,
-)
+from agentwatch.alerts import Delivery, Incident, Transition
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
-from agentwatch.sdk import semconv
-from agentwatch.sdk.semconv import CONTROL_TYPE_BREAKER
 
 from ._drain import SpoolDrain
+from ._liveness import missed_heartbeat
 from ._metrics import ServiceMetrics
-from ._normalize import control_url, to_event
+from ._normalize import heartbeat_fields, to_event
 from ._otlp import decode_request, request_to_rows
 from ._registry import AgentRegistry
+from ._response import Response
 from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
 from ._settings import ServiceSettings
 from ._spool import Spool, SpoolFull
@@ -105,26 +97,23 @@ class Service:
         self.metrics.queue_depth.set_function(lambda: self.span_writer.pending_rows)
         self.registry = AgentRegistry()
         self.pipeline = DetectorPipeline(clock=clock)
-        self.dispatcher = Dispatcher()
-        self.remediator = Remediator(
-            RemediationPolicy(
-                breaker_min_severity=settings.breaker_min_severity,
-                per_detector=dict(settings.breaker_policy),
-            ),
-            ControlWebhookClient(settings.webhook_secret)
-            if settings.webhook_secret
-            else _UnsignedControl(clock),
-            slack=SlackReceiver(settings.slack_webhook_url) if settings.slack_webhook_url else None,
-            dispatcher=self.dispatcher,
+        self.response = Response(
+            settings,
+            self.storage,
             on_delivery=self._on_delivery,
+            on_transition=self._on_transition,
+            on_incident=self._on_incident,
+            clock=clock,
         )
+        self.remediator = self.response.remediator
+        self._stop = threading.Event()
+        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._events: queue.Queue[list[AgentEvent] | None] = queue.Queue(maxsize=10_000)
         self._detector = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
         self._anomaly_listeners: list[AnomalyListener] = []
         self._delivery_listeners: list[DeliveryListener] = []
         self._lock = threading.Lock()
         self._started = False
-        self._control: dict[str, dict[str, Any]] = {}
         self.metrics.agents.set_function(lambda: len(self.registry))
         self.counters: dict[str, int] = {
             "spans_received": 0,
@@ -155,6 +144,8 @@ class Service:
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.start()
         self._detector.start()
+        self.response.start()
+        self._maintenance.start()
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Drain detection, deliveries and writers, then close storage."""
@@ -164,10 +155,11 @@ class Service:
                 self.storage.close()
                 return
             self._started = False
+        self._stop.set()
+        self._maintenance.join(timeout_s)
         self._events.put(None)
         self._detector.join(timeout_s)
-        self.dispatcher.force_flush(timeout_s)
-        self.dispatcher.shutdown()
+        self.response.shutdown(timeout_s)
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.shutdown(timeout_s)
         self.spool.close()
@@ -200,13 +192,17 @@ class Service:
         for row in rows:
             event = to_event(row)
             heartbeat = event.kind is EventKind.HEARTBEAT
+            url, interval_s = heartbeat_fields(row) if heartbeat else ("", 0.0)
             self.registry.observe(
                 event.agent,
                 event.service,
                 event.ts_ns,
                 heartbeat=heartbeat,
-                control_url=control_url(row) if heartbeat else "",
+                control_url=url,
+                interval_s=interval_s,
             )
+            if url:  # the kill switch and failover need it before any anomaly
+                self.remediator.set_control_url(event.agent, url)
             events.append(event)
         try:
             self._events.put_nowait(events)
@@ -255,6 +251,8 @@ class Service:
                         continue
                     for anomaly in anomalies:
                         self._on_anomaly(anomaly)
+                    if not anomalies and event.kind is EventKind.ACTION:
+                        self.response.observe_action(event.agent)
             finally:
                 self._events.task_done()
 
@@ -262,41 +260,38 @@ class Service:
         self.count("anomalies")
         self.metrics.anomalies.labels(detector=anomaly.detector, severity=anomaly.severity).inc()
         self.anomaly_writer.submit([anomaly_row(anomaly)])
-        issued = self.remediator.handle(anomaly, self.registry.control_url(anomaly.agent))
-        for command in issued:
-            if command.type == CONTROL_TYPE_BREAKER:
-                self._set_control(command.agent, command.state, command.reason, anomaly.id)
+        self.response.handle(anomaly, self.registry.control_url(anomaly.agent))
         for listener in self._anomaly_listeners:
             listener(anomaly)
 
-    def _set_control(self, agent: str, breaker: str, reason: str, anomaly_id: str) -> None:
-        with self._lock:
-            version = self._control.get(agent, {}).get("version", 0) + 1
-            self._control[agent] = {
-                "agent": agent,
-                "breaker": breaker,
-                "reason": reason,
-                "anomaly_id": anomaly_id,
-                "version": version,
-                "rollback": None,
-            }
-
     def control_state(self, agent: str) -> dict[str, Any] | None:
         """What an agent should obey now (the SDK's pull fallback); None for an unknown agent."""
-        with self._lock:
-            state = self._control.get(agent)
-            if state is not None:
-                return dict(state)
         if self.registry.get(agent) is None:
             return None
-        return {
-            "agent": agent,
-            "breaker": self.remediator.breaker_state(agent),
-            "reason": "",
-            "anomaly_id": "",
-            "version": 0,
-            "rollback": None,
-        }
+        return self.response.control_state(agent)
+
+    def _on_transition(self, t: Transition) -> None:
+        action = f"{t.from_state}->{t.to_state}" + (" (shadow)" if t.shadow else "")
+        self.remediation_writer.submit(
+            [[t.at_ns, t.agent, "breaker", action, t.anomaly_id, "", 0, -1, True, t.reason, 0.0]]
+        )
+
+    def _on_incident(self, incident: Incident) -> None:
+        logger.info("incident for agent %s: %s", incident.agent, incident)
+
+    def _maintain(self) -> None:
+        """Once a second: breaker timers, alert group flushes, missed heartbeats."""
+        while not self._stop.wait(1.0):
+            try:
+                self.response.tick()
+                now = self.clock()
+                for info in self.registry.all():
+                    anomaly = missed_heartbeat(info, now, self.settings.heartbeat_misses)
+                    if anomaly is not None and self.registry.mark_lost(info.agent):
+                        self._on_anomaly(anomaly)
+                        self.remediator.heartbeat_lost(info.agent)
+            except Exception:  # the maintenance loop must outlive any one failure
+                logger.exception("maintenance tick failed")
 
     def _on_delivery(self, delivery: Delivery) -> None:
         outcome = "ok" if delivery.ok else "failed"
@@ -310,7 +305,7 @@ class Service:
         deadline = time.monotonic() + timeout_s
         while self._events.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
-        ok = self.dispatcher.force_flush(max(0.0, deadline - time.monotonic()))
+        ok = self.response.flush(max(0.0, deadline - time.monotonic()))
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
         return ok
@@ -356,27 +351,6 @@ _COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
     "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
     "detection_events_dropped": lambda m: m.detection_events_dropped,
 }
-
-
-class _UnsignedControl:
-    """Stands in for the control client when no secret is set: agents accept only signed
-    webhooks, so nothing is sent and each refusal is logged as a failed delivery."""
-
-    def __init__(self, clock: Callable[[], int]) -> None:
-        self._clock = clock
-
-    def send(self, url: str, command: ControlCommand, /) -> Delivery:
-        now = self._clock()
-        return Delivery(
-            target="control",
-            webhook_id="",
-            attempts=0,
-            status_code=None,
-            ok=False,
-            error=f"{semconv.WEBHOOK_SECRET_ENV} is not set: control webhooks cannot be signed",
-            started_ns=now,
-            finished_ns=now,
-        )
 
 
 def _rfc3339(ns: int) -> str:

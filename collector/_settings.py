@@ -11,6 +11,63 @@ from typing import Any
 
 from agentwatch.sdk import semconv
 
+_REMEDIATION_KEYS = {
+    "breaker_min_severity": ("breaker_min_severity", str),
+    "per_detector": ("breaker_policy", dict),
+    "rollback_min_severity": ("rollback_min_severity", str),
+    "open_wait": ("breaker_open_wait_s", None),
+    "probe_actions": ("breaker_probe_actions", int),
+    "shadow": ("shadow", bool),
+}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Settings from a YAML file: top-level setting names, plus ``alerting:`` (Alertmanager's
+    shape) and ``remediation:`` (breaker_min_severity, per_detector, rollback_min_severity,
+    open_wait, probe_actions, shadow).
+
+    Raises:
+        ConfigError: The file is missing, not YAML, or has unknown keys; the message says which.
+    """
+    import yaml
+
+    from agentwatch.alerts import parse_duration
+
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must be a mapping at the top level")
+    values: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(ServiceSettings)}
+    for key, value in document.items():
+        if key == "remediation":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: remediation must be a mapping")
+            for sub_key, sub_value in value.items():
+                if sub_key not in _REMEDIATION_KEYS:
+                    raise ConfigError(
+                        f"{path}: unknown remediation.{sub_key}; known: "
+                        + ", ".join(sorted(_REMEDIATION_KEYS))
+                    )
+                name, convert = _REMEDIATION_KEYS[sub_key]
+                try:
+                    values[name] = (
+                        parse_duration(sub_value, f"remediation.{sub_key}")
+                        if convert is None
+                        else convert(sub_value)
+                    )
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{path}: remediation.{sub_key}: {exc}") from exc
+        elif key in known:
+            values[key] = Path(value) if key == "data_dir" else value
+        else:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+    return values
+
 
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
@@ -55,6 +112,14 @@ class ServiceSettings:
             loopback address, so an exposed receiver is never open.
         api_token: Bearer token for ``/api/*`` (agents' pull fallback sends it too); None leaves
             the API open, which is only allowed on loopback.
+        alerting: Alertmanager-shaped routing (``route``, ``receivers``, ``inhibit_rules``,
+            ``resolve_timeout``); None sends no grouped notifications (Slack still gets each
+            anomaly when ``slack_webhook_url`` is set).
+        rollback_min_severity: The least severity that rolls an agent back (``never`` default).
+        breaker_open_wait_s: Time in OPEN before HALF_OPEN lets probe actions through.
+        breaker_probe_actions: Normal actions in HALF_OPEN that close the breaker.
+        shadow: METRICS_ONLY for every agent: decide and log, send no control webhook.
+        heartbeat_misses: Missed heartbeat intervals that make an agent lost.
     """
 
     data_dir: Path = Path("agentwatch-data")
@@ -74,6 +139,12 @@ class ServiceSettings:
     max_request_bytes: int = 16 * 1024 * 1024
     ingest_token: str | None = None
     api_token: str | None = None
+    alerting: Mapping[str, Any] | None = None
+    rollback_min_severity: str = "never"
+    breaker_open_wait_s: float = 60.0
+    breaker_probe_actions: int = 3
+    shadow: bool = False
+    heartbeat_misses: float = 3.0
 
     def __post_init__(self) -> None:
         if not -1 <= self.otlp_grpc_port <= 65535:
@@ -82,6 +153,28 @@ class ServiceSettings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number 0..65535, got {port}")
+        if self.rollback_min_severity not in _SEVERITIES:
+            raise ConfigError(
+                f"rollback_min_severity must be one of {', '.join(_SEVERITIES)}, "
+                f"got {self.rollback_min_severity!r}"
+            )
+        if self.breaker_open_wait_s < 0:
+            raise ConfigError(f"breaker_open_wait_s must be >= 0, got {self.breaker_open_wait_s}")
+        if self.breaker_probe_actions < 1:
+            raise ConfigError(
+                f"breaker_probe_actions must be >= 1, got {self.breaker_probe_actions}"
+            )
+        if self.heartbeat_misses <= 1:
+            raise ConfigError(f"heartbeat_misses must be > 1, got {self.heartbeat_misses}")
+        if self.alerting is not None:
+            if "route" not in self.alerting:
+                raise ConfigError(
+                    "alerting needs a route (Alertmanager's shape: route: {receiver})"
+                )
+            if not self.webhook_secret:
+                raise ConfigError(
+                    f"alerting needs {semconv.WEBHOOK_SECRET_ENV}: every notification is signed"
+                )
         if self.breaker_min_severity not in _SEVERITIES:
             raise ConfigError(
                 f"breaker_min_severity must be one of {', '.join(_SEVERITIES)}, "
@@ -110,9 +203,16 @@ class ServiceSettings:
             raise ConfigError(f"{semconv.WEBHOOK_SECRET_ENV} is set but empty")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServiceSettings:
-        """Build from ``AGENTWATCH_*`` variables; keyword overrides (not None) win."""
-        values: dict[str, Any] = {}
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        config_file: Path | None = None,
+        **overrides: Any,
+    ) -> ServiceSettings:
+        """Build from a YAML file, then ``AGENTWATCH_*`` variables, then keyword overrides
+        (not None); each later source wins."""
+        values: dict[str, Any] = dict(load_config(config_file)) if config_file else {}
         conversions: dict[str, tuple[str, Any]] = {
             "AGENTWATCH_DATA_DIR": ("data_dir", Path),
             "AGENTWATCH_CLICKHOUSE_DSN": ("clickhouse_dsn", str),

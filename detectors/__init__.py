@@ -7,6 +7,10 @@ learns. Detectors do no I/O, never block, and keep per-agent state small (a few 
 running statistics, well under a few KiB pickled) since a fleet has thousands of agents; they
 pickle, so baselines survive a restart.
 
+:class:`SeriesDetector` scores a value stream (per-window action counts, any metric) and
+:class:`TransitionModel` scores sessions of action keys against a cohort's normal sessions; both
+also run offline (``agentwatch backtest``), with NAB's scoring in ``_nab``.
+
 :class:`DetectorPipeline` keys :class:`AgentEvent` s by agent, runs one detector of each family
 per agent, thresholds the scores with hysteresis and returns :class:`Anomaly` s with evidence.
 Nothing here is thread-safe: serialize calls per pipeline.
@@ -15,6 +19,8 @@ Nothing here is thread-safe: serialize calls per pipeline.
 from agentwatch.detectors._loop import LoopDetector
 from agentwatch.detectors._pipeline import DetectorPipeline
 from agentwatch.detectors._rate import ActionRateDetector
+from agentwatch.detectors._sequence import TransitionModel
+from agentwatch.detectors._series import SeriesDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, Detector, EventKind, Severity
 
 __all__ = [
@@ -25,5 +31,7 @@ __all__ = [
     "DetectorPipeline",
     "EventKind",
     "LoopDetector",
+    "SeriesDetector",
     "Severity",
+    "TransitionModel",
 ]

@@ -6,13 +6,25 @@ Contract:
   ``TracerProvider`` (the global one is untouched), exporting OTLP/HTTP in batches every 200 ms
   by default. Settings: explicit argument, then ``AGENTWATCH_*`` / standard ``OTEL_*``
   environment variables, then defaults (:class:`SdkSettings`), read at ``init``, never at import.
-- ``with agent.action(tool, args):`` records an ``execute_tool {tool}`` span with a stable
-  :func:`fingerprint` of the arguments; while the circuit breaker is ``OPEN`` or
-  ``FORCED_OPEN`` it raises :class:`CircuitOpenError` instead, before any span.
+- Every signal of the telemetry contract: ``agent.session(name)`` (``invoke_agent``, parent of
+  what runs inside), ``agent.action(tool, args)`` and ``@agent.tool(...)`` (``execute_tool``
+  with a stable :func:`fingerprint` of the arguments), ``agent.decision(...)`` (duration =
+  latency), ``agent.transition``, ``agent.goal``, ``agent.checkpoint``, ``agent.message``; the
+  scopes work with ``with`` and ``async with``, the decorator on sync and async functions.
+- The guard: while the breaker is ``OPEN`` or ``FORCED_OPEN`` an action raises
+  :class:`CircuitOpenError` before any span (``raise`` mode), or first waits for the breaker
+  to let actions through, up to a timeout (``pause`` mode, :class:`BreakerMode`).
+- Spans go through a batching processor sized for 1,000 actions/s with no drops; actions are
+  never dropped silently (:class:`ExportStats`), heartbeats are sampled first under pressure.
 - A heartbeat thread emits ``agentwatch.heartbeat`` at start and every interval, carrying
-  health figures and the agent's control URL.
-- With a webhook secret, a control receiver accepts Standard Webhooks-signed ``POST /control``
-  requests (:class:`WebhookVerifier`), idempotent by webhook-id, and applies breaker changes.
+  health figures, status and the agent's control URL.
+- With a webhook secret (several, comma-separated, during key rotation), a control receiver
+  accepts Standard Webhooks-signed ``POST /control`` requests (:class:`WebhookVerifier`),
+  idempotent by webhook-id: breaker changes, rollbacks (``@agent.on_rollback``) and failovers
+  (``@agent.on_failover``); as a thread server or as an ASGI app (``agent.asgi_app()``).
+- With ``AGENTWATCH_API_URL``, a poller reconciles the same control state from the service
+  API (the pull fallback), idempotently with the webhooks.
+- ``agentwatch.sdk.langgraph`` records LangGraph checkpoints and resumes threads on rollback.
 - The SDK never raises into the agent except :class:`CircuitOpenError`; failures of export and
   heartbeat are logged once and counted. All errors raised on purpose derive from
   :class:`AgentwatchError`.
@@ -27,13 +39,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentwatch.sdk._agent import Agent
-    from agentwatch.sdk._breaker import BreakerState
+    from agentwatch.sdk._breaker import BreakerMode, BreakerState
     from agentwatch.sdk._errors import (
         AgentwatchError,
         CircuitOpenError,
         WebhookVerificationError,
     )
     from agentwatch.sdk._fingerprint import fingerprint
+    from agentwatch.sdk._processor import ExportStats
     from agentwatch.sdk._settings import SdkSettings
     from agentwatch.sdk._setup import init
     from agentwatch.sdk._webhooks import WebhookVerifier
@@ -41,8 +54,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentwatchError",
+    "BreakerMode",
     "BreakerState",
     "CircuitOpenError",
+    "ExportStats",
     "SdkSettings",
     "WebhookVerificationError",
     "WebhookVerifier",
@@ -55,8 +70,10 @@ __all__ = [
 _LAZY = {
     "Agent": "_agent",
     "AgentwatchError": "_errors",
+    "BreakerMode": "_breaker",
     "BreakerState": "_breaker",
     "CircuitOpenError": "_errors",
+    "ExportStats": "_processor",
     "SdkSettings": "_settings",
     "WebhookVerificationError": "_errors",
     "WebhookVerifier": "_webhooks",

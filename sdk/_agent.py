@@ -1,48 +1,64 @@
-"""The handle of one instrumented agent: actions, breaker guard, heartbeat, lifecycle."""
+"""The handle of one instrumented agent: signals, breaker guard, control plane, lifecycle."""
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
+import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Any, TypeVar, overload
 
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Status, StatusCode
 
 from agentwatch.sdk import semconv
-from agentwatch.sdk._breaker import Breaker, BreakerListener, BreakerState
-from agentwatch.sdk._control import ControlReceiver
-from agentwatch.sdk._errors import CircuitOpenError
+from agentwatch.sdk._asgi import ASGIApp, control_asgi_app
+from agentwatch.sdk._breaker import Breaker, BreakerListener, BreakerMode, BreakerState
+from agentwatch.sdk._control import ControlHandler, ControlReceiver
+from agentwatch.sdk._dispatch import RemediationDispatcher
+from agentwatch.sdk._errors import AgentwatchError
 from agentwatch.sdk._exporter import GuardedSpanExporter
-from agentwatch.sdk._fingerprint import fingerprint
 from agentwatch.sdk._heartbeat import ErrorCounter, Heartbeat
+from agentwatch.sdk._poller import ControlPoller
+from agentwatch.sdk._processor import ExportStats, PrioritySpanProcessor
+from agentwatch.sdk._scopes import (
+    ActionScope,
+    AttributeValue,
+    DecisionScope,
+    Guard,
+    SessionScope,
+    emit,
+    tool_decorator,
+)
 from agentwatch.sdk._webhooks import WebhookVerifier
 
 logger = logging.getLogger(__name__)
 
 _TRACER_NAME = "agentwatch.sdk"
+_STATUSES = frozenset({semconv.STATUS_RUNNING, semconv.STATUS_IDLE, semconv.STATUS_PAUSED})
+_DIRECTIONS = frozenset({semconv.DIRECTION_SEND, semconv.DIRECTION_RECEIVE})
 
-
-def error_type(exc: BaseException) -> str:
-    """Return the ``error.type`` of an exception: its class's fully qualified name."""
-    cls = type(exc)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=Callable[[str], Any])
+FO = TypeVar("FO", bound=Callable[[str, str], Any])
 
 
 class Agent:
     """The handle of one instrumented agent instance; create it with :func:`agentwatch.sdk.init`.
 
     Owns its own ``TracerProvider`` (never the global one, so many agents can share a process),
-    its heartbeat thread and, when a webhook secret is configured, its control receiver.
+    its heartbeat thread and, when configured, its control receiver and control poller.
 
-    Thread-safe: every method may be called from any thread. Only :meth:`action` raises into the
-    agent at run time, and only :class:`CircuitOpenError`, by design.
+    Signals (DESIGN.md, "Telemetry contract"): :meth:`session`, :meth:`action` and
+    :meth:`tool`, :meth:`decision` are scopes (``with`` and ``async with``); :meth:`transition`,
+    :meth:`goal`, :meth:`checkpoint` and :meth:`message` record instant spans under the current
+    span. Control: the breaker guard, :meth:`on_rollback`, :meth:`on_failover`,
+    :meth:`asgi_app`.
+
+    Thread-safe: every method may be called from any thread. Only the action guard raises into
+    the agent at run time, and only :class:`CircuitOpenError`, by design; invalid arguments
+    raise ``ValueError`` naming the parameter.
     """
 
     def __init__(
@@ -52,30 +68,46 @@ class Agent:
         instance_id: str,
         provider: TracerProvider,
         exporter: GuardedSpanExporter,
+        processor: PrioritySpanProcessor,
         heartbeat_interval_s: float,
         verifier: WebhookVerifier | None = None,
         control_host: str = "127.0.0.1",
         control_port: int = 0,
+        control_server: bool = True,
+        control_url: str | None = None,
+        breaker_mode: BreakerMode = BreakerMode.RAISE,
+        breaker_pause_timeout_s: float = 60.0,
+        api_url: str | None = None,
+        api_token: str | None = None,
+        control_poll_interval_s: float = 5.0,
     ) -> None:
-        """Start heartbeat and control receiver; see :func:`agentwatch.sdk.init`."""
+        """Start heartbeat, control receiver and poller; see :func:`agentwatch.sdk.init`."""
         self.service_name = service_name
         self.instance_id = instance_id
         self._provider = provider
         self._exporter = exporter
+        self._processor = processor
         self._tracer = provider.get_tracer(_TRACER_NAME)
         self._breaker = Breaker()
+        self._guard = Guard(self._breaker, instance_id, breaker_mode, breaker_pause_timeout_s)
         self._errors = ErrorCounter()
+        self._status = semconv.STATUS_RUNNING
+        self._dispatcher = RemediationDispatcher()
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
+        self._handler: ControlHandler | None = None
         self._receiver: ControlReceiver | None = None
         if verifier is not None:
+            self._handler = ControlHandler(
+                agent_id=instance_id,
+                verifier=verifier,
+                apply_breaker=self._apply_breaker,
+                dispatcher=self._dispatcher,
+            )
+        if self._handler is not None and control_server:
             try:
                 self._receiver = ControlReceiver(
-                    agent_id=instance_id,
-                    verifier=verifier,
-                    apply_breaker=self._apply_breaker,
-                    host=control_host,
-                    port=control_port,
+                    self._handler, host=control_host, port=control_port
                 )
             except OSError as exc:
                 logger.warning(
@@ -84,15 +116,31 @@ class Agent:
                     control_port,
                     exc,
                 )
+        self._control_url = control_url
+        self._poller: ControlPoller | None = None
+        if api_url:
+            self._poller = ControlPoller(
+                agent_id=instance_id,
+                api_url=api_url,
+                breaker=self._breaker,
+                apply_breaker=self._apply_breaker,
+                dispatcher=self._dispatcher,
+                token=api_token,
+                interval_s=control_poll_interval_s,
+            )
         self._heartbeat = Heartbeat(
             tracer=self._tracer,
             interval_s=heartbeat_interval_s,
             errors=self._errors,
             control_url=self.control_url,
+            status=lambda: self.status,
+            admit=processor.admits_heartbeat,
         )
         if self._receiver is not None:
             self._receiver.start()
         self._heartbeat.start()
+        if self._poller is not None:
+            self._poller.start()
         # Flush what is queued when the interpreter exits; unregistered by shutdown().
         atexit.register(self.shutdown)
 
@@ -110,9 +158,13 @@ class Agent:
     ) -> None:
         self.shutdown()
 
+    # --- identity and state ---------------------------------------------------------------
+
     @property
     def control_url(self) -> str | None:
-        """Where this agent receives control webhooks, or None without a receiver."""
+        """Where this agent receives control webhooks (advertised in heartbeats), or None."""
+        if self._control_url is not None:
+            return self._control_url
         return self._receiver.url if self._receiver is not None else None
 
     @property
@@ -121,72 +173,215 @@ class Agent:
         return self._breaker.state
 
     @property
-    def dropped_spans(self) -> int:
-        """Spans the exporter failed to deliver so far."""
-        return self._exporter.dropped_spans
+    def breaker_mode(self) -> BreakerMode:
+        """What a blocked action does: raise at once, or pause first."""
+        return self._guard.mode
 
-    @contextlib.contextmanager
+    @property
+    def status(self) -> str:
+        """The status heartbeats report: ``paused`` while the breaker blocks, else as set."""
+        return semconv.STATUS_PAUSED if self._breaker.state.blocks_actions else self._status
+
+    def set_status(self, status: str) -> None:
+        """Set the status reported by heartbeats: ``running``, ``idle`` or ``paused``.
+
+        Raises:
+            ValueError: Another value.
+        """
+        if status not in _STATUSES:
+            raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {status!r}")
+        self._status = status
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans lost so far: refused by a full queue or failed to export."""
+        return self.export_stats().dropped
+
+    def export_stats(self) -> ExportStats:
+        """Counters of this agent's span pipeline (queued, exported, dropped, sampled)."""
+        return self._processor.stats(export_failed=self._exporter.dropped_spans)
+
+    # --- signals --------------------------------------------------------------------------
+
     def action(
         self,
         tool: str,
         args: Mapping[str, object] | None = None,
         *,
         call_id: str | None = None,
-    ) -> Iterator[trace.Span]:
+    ) -> ActionScope:
         """Guard and record one tool call: ``with agent.action("web_search", args={...}):``.
 
-        First checks the breaker: ``OPEN`` or ``FORCED_OPEN`` raises :class:`CircuitOpenError`
-        before any span starts (``HALF_OPEN`` lets probe actions through). Then records an
-        ``execute_tool {tool}`` span, current for the body, carrying the tool name, the action
-        :func:`fingerprint` and ``call_id``. An exception from the body marks the span ERROR with
-        ``error.type``, is counted for the next heartbeat, and propagates unchanged.
+        Also ``async with``. First the breaker guard: while it is ``OPEN`` or ``FORCED_OPEN``,
+        :class:`CircuitOpenError` is raised before any span starts, at once in ``raise`` mode,
+        after waiting up to the pause timeout for the breaker to let actions through in
+        ``pause`` mode (``async with`` awaits instead of blocking the loop). ``HALF_OPEN`` lets
+        probe actions through. Then an ``execute_tool {tool}`` span, current for the body,
+        carries the tool name, the action :func:`fingerprint` and ``call_id``. An exception from
+        the body marks the span ERROR with ``error.type``, is counted for the next heartbeat,
+        and propagates unchanged.
 
-        Thread-safe; does not block (the span is exported in the background).
+        Thread-safe; does not block (the span is exported in the background) except to pause.
 
         Args:
             tool: The tool name (``gen_ai.tool.name``).
             args: The call's arguments; only their fingerprint is recorded, never the values.
             call_id: Optional ``gen_ai.tool.call.id``.
 
-        Yields:
-            The action's span, for extra attributes.
+        Returns:
+            The scope; entering it yields the action's span, for extra attributes.
 
         Raises:
-            CircuitOpenError: The breaker blocks actions.
+            CircuitOpenError: On enter, when the breaker blocks actions.
         """
-        state, reason, anomaly_id = self._breaker.snapshot()
-        if state.blocks_actions:
-            raise CircuitOpenError(self.instance_id, state, reason, anomaly_id)
-        attributes: dict[str, str] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
-            semconv.GEN_AI_TOOL_NAME: tool,
-            semconv.ACTION_FINGERPRINT: fingerprint(tool, args),
+        return ActionScope(self._tracer, self._guard, self._errors, tool, args, call_id)
+
+    @overload
+    def tool(self, name: F, /) -> F: ...
+
+    @overload
+    def tool(self, name: str | None = None, /) -> Callable[[F], F]: ...
+
+    def tool(self, name: str | F | None = None, /) -> F | Callable[[F], F]:
+        """Decorate a sync or async function so every call is an :meth:`action`.
+
+        ``@agent.tool("web_search")``, ``@agent.tool()`` or ``@agent.tool`` (the function's
+        name). The fingerprint comes from the call's bound arguments, defaults applied, without
+        a leading ``self``/``cls``; so ``search("x")`` and ``search(query="x")`` match.
+        """
+        if callable(name):
+            return tool_decorator(self.action, None, name)
+        tool_name = name
+
+        def decorate(fn: F) -> F:
+            return tool_decorator(self.action, tool_name, fn)
+
+        return decorate
+
+    def session(self, name: str, *, conversation_id: str | None = None) -> SessionScope:
+        """Record one session or task: ``invoke_agent {name}``, parent of what runs inside.
+
+        Also ``async with``; entering yields the span. Sets ``gen_ai.operation.name`` =
+        ``invoke_agent``, ``gen_ai.agent.name`` = ``name`` and ``gen_ai.conversation.id``.
+        An exception marks the span ERROR and propagates. Thread-safe; never blocks.
+        """
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: name,
             semconv.SIGNAL: semconv.SIGNAL_BEHAVIOR,
         }
-        if call_id is not None:
-            attributes[semconv.GEN_AI_TOOL_CALL_ID] = call_id
-        with self._tracer.start_as_current_span(
-            f"{semconv.SPAN_EXECUTE_TOOL_PREFIX} {tool}",
-            kind=trace.SpanKind.INTERNAL,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except Exception as exc:
-                self._errors.add()
-                span.record_exception(exc)
-                span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+        if conversation_id is not None:
+            attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation_id
+        return SessionScope(self._tracer, f"{semconv.SPAN_INVOKE_AGENT_PREFIX} {name}", attributes)
+
+    def decision(self, choice: str | None = None, *, options: int | None = None) -> DecisionScope:
+        """Record one decision; the span's duration is the decision's latency.
+
+        ``with agent.decision(options=3) as d: ...; d.choose("web_search")`` (or pass
+        ``choice`` up front). Also ``async with``. Thread-safe; never blocks.
+
+        Args:
+            choice: The chosen action key (``agentwatch.decision.choice``), if known now.
+            options: How many options were considered (``agentwatch.decision.options``).
+
+        Raises:
+            ValueError: ``options`` is negative.
+        """
+        attributes: dict[str, AttributeValue] = {semconv.SIGNAL: semconv.SIGNAL_BEHAVIOR}
+        if choice is not None:
+            attributes[semconv.DECISION_CHOICE] = choice
+        if options is not None:
+            if options < 0:
+                raise ValueError(f"options must be >= 0, got {options!r}")
+            attributes[semconv.DECISION_OPTIONS] = int(options)
+        return DecisionScope(self._tracer, semconv.SPAN_DECISION, attributes)
+
+    def transition(self, from_: str, to: str) -> None:
+        """Record a state transition ``from_ -> to`` (``agentwatch.state_transition``)."""
+        emit(
+            self._tracer,
+            semconv.SPAN_STATE_TRANSITION,
+            {
+                semconv.STATE_FROM: from_,
+                semconv.STATE_TO: to,
+                semconv.SIGNAL: semconv.SIGNAL_BEHAVIOR,
+            },
+        )
+
+    def goal(self, goal_id: str, progress: float) -> None:
+        """Record progress toward a goal (``agentwatch.goal_progress``).
+
+        Raises:
+            ValueError: ``progress`` is not a finite number in [0, 1].
+        """
+        value = float(progress)
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"progress must be in [0, 1], got {progress!r}")
+        emit(
+            self._tracer,
+            semconv.SPAN_GOAL_PROGRESS,
+            {
+                semconv.GOAL_ID: goal_id,
+                semconv.GOAL_PROGRESS: value,
+                semconv.SIGNAL: semconv.SIGNAL_HEALTH,
+            },
+        )
+
+    def checkpoint(self, checkpoint_id: str, step: int) -> None:
+        """Record a checkpoint the agent can be rolled back to (``agentwatch.checkpoint``).
+
+        Raises:
+            ValueError: Empty ``checkpoint_id`` or negative ``step``.
+        """
+        if not checkpoint_id:
+            raise ValueError("checkpoint_id must be a non-empty string")
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step!r}")
+        emit(
+            self._tracer,
+            semconv.SPAN_CHECKPOINT,
+            {
+                semconv.CHECKPOINT_ID: checkpoint_id,
+                semconv.CHECKPOINT_STEP: int(step),
+                semconv.SIGNAL: semconv.SIGNAL_SYSTEM,
+            },
+        )
+
+    def message(self, peer: str, direction: str, size_bytes: int) -> None:
+        """Record a message to or from another agent (``agentwatch.message``).
+
+        Args:
+            peer: The peer's instance id.
+            direction: ``"send"`` or ``"receive"``.
+            size_bytes: The message size.
+
+        Raises:
+            ValueError: Another direction, or a negative size.
+        """
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'send' or 'receive', got {direction!r}")
+        if size_bytes < 0:
+            raise ValueError(f"size_bytes must be >= 0, got {size_bytes!r}")
+        emit(
+            self._tracer,
+            semconv.SPAN_MESSAGE,
+            {
+                semconv.MESSAGE_PEER: peer,
+                semconv.MESSAGE_DIRECTION: direction,
+                semconv.MESSAGE_BYTES: int(size_bytes),
+                semconv.SIGNAL: semconv.SIGNAL_BEHAVIOR,
+            },
+        )
+
+    # --- control --------------------------------------------------------------------------
 
     def set_breaker_state(
         self, state: BreakerState | str, *, reason: str = "", anomaly_id: str = ""
     ) -> None:
-        """Set the circuit-breaker state (the control receiver calls this too).
+        """Set the circuit-breaker state (the control receiver and poller call this too).
 
-        Thread-safe; listeners run in the calling thread after the change.
+        Thread-safe; listeners run in the calling thread after the change; paused actions
+        resume when the state stops blocking.
 
         Raises:
             ValueError: ``state`` is not a :class:`BreakerState` value.
@@ -205,6 +400,54 @@ class Agent:
         it should be quick, and its exceptions are logged, not propagated.
         """
         self._breaker.add_listener(listener)
+
+    def on_rollback(self, handler: R) -> R:
+        """Register ``handler(checkpoint_id)`` for rollbacks; usable as a decorator.
+
+        Handlers run in the SDK's remediation thread (a coroutine function is run to
+        completion there), in order, at most once per webhook-id whether the rollback arrives
+        by webhook, by its retries, or by the pull fallback. Exceptions are logged.
+        """
+        self._dispatcher.add_rollback_handler(handler)
+        return handler
+
+    def on_failover(self, handler: FO) -> FO:
+        """Register ``handler(failed_agent, checkpoint_id)`` on a standby; a decorator too.
+
+        Runs like :meth:`on_rollback` handlers when the service hands this standby the last
+        checkpoint of an agent whose heartbeats stopped (``checkpoint_id`` may be "").
+        """
+        self._dispatcher.add_failover_handler(handler)
+        return handler
+
+    def join_remediations(self, timeout_s: float = 30.0) -> bool:
+        """Block until queued rollback and failover handlers ran; True if none is pending."""
+        return self._dispatcher.wait_idle(timeout_s)
+
+    def asgi_app(self) -> ASGIApp:
+        """Return the control receiver as an ASGI app to mount in FastAPI or Starlette.
+
+        ``app.mount("/agentwatch", agent.asgi_app())`` then receives control webhooks at
+        ``/agentwatch`` (and ``/agentwatch/control``); pass that public URL as ``control_url``
+        to :func:`init` so heartbeats advertise it (and ``control_server=False`` to skip the
+        thread server). Same verification and answers as the thread server.
+
+        Raises:
+            AgentwatchError: No webhook secret is configured.
+        """
+        if self._handler is None:
+            raise AgentwatchError("asgi_app() needs a webhook secret (AGENTWATCH_WEBHOOK_SECRET)")
+        return control_asgi_app(self._handler)
+
+    def poll_control(self) -> bool:
+        """Poll the control state from the service now (the poller does it periodically).
+
+        Returns:
+            True if the state was fetched and reconciled; False without an API URL or on error.
+        """
+        return self._poller.poll_once() if self._poller is not None else False
+
+    # --- lifecycle ------------------------------------------------------------------------
 
     def force_flush(self, timeout_ms: int = 30_000) -> bool:
         """Export every queued span; block about ``timeout_ms`` at most.
@@ -225,19 +468,23 @@ class Agent:
         return flushed and self._exporter.dropped_spans == dropped_before
 
     def shutdown(self, timeout_ms: int = 5_000) -> None:
-        """Stop heartbeat and receiver, flush, and shut down the provider. Idempotent.
+        """Stop poller, heartbeat, receiver and remediation thread; flush; shut down. Idempotent.
 
         Blocks about ``timeout_ms`` at most when the collector is unreachable (see
-        :meth:`force_flush`), promptly otherwise.
+        :meth:`force_flush`), promptly otherwise; a rollback handler still running is left
+        to finish in its daemon thread after a short wait.
         """
         with self._shutdown_lock:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
         atexit.unregister(self.shutdown)
+        if self._poller is not None:
+            self._poller.stop()
         self._heartbeat.stop()
         if self._receiver is not None:
             self._receiver.shutdown()
+        self._dispatcher.shutdown(timeout_s=min(5.0, timeout_ms / 1000))
         try:
             with self._exporter.deadline(timeout_ms / 1000):
                 self._provider.shutdown()

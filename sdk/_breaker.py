@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from agentwatch.sdk import semconv
@@ -33,25 +36,45 @@ class BreakerState(enum.StrEnum):
         return self in (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 
 
+class BreakerMode(enum.StrEnum):
+    """What the guard does with an action while the breaker blocks actions."""
+
+    RAISE = "raise"
+    """Raise :class:`CircuitOpenError` at once."""
+    PAUSE = "pause"
+    """Block until the breaker lets actions through again, or a timeout passes, then raise."""
+
+
 class Breaker:
     """The breaker state of one agent, with change listeners.
 
-    Thread-safe; never blocks beyond a short internal lock. Listeners run in the thread that
+    Thread-safe; never blocks beyond a short internal lock, except :meth:`wait_until_allowed`
+    and :meth:`async_wait_until_allowed`, which wait on purpose. Listeners run in the thread that
     changed the state (for control webhooks: a receiver thread), outside the lock; an exception
     from a listener is logged, never propagated.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._state = BreakerState.CLOSED
         self._reason = ""
         self._anomaly_id = ""
+        self._generation = 0
         self._listeners: list[BreakerListener] = []
+        # Replaced whole under the lock, read without it: one attribute read is atomic, and
+        # every action reads it.
+        self._snapshot: tuple[BreakerState, str, str] = (BreakerState.CLOSED, "", "")
+
+    @property
+    def generation(self) -> int:
+        """How many times the state changed; lets a reader detect a change it raced with."""
+        with self._lock:
+            return self._generation
 
     def snapshot(self) -> tuple[BreakerState, str, str]:
-        """Return ``(state, reason, anomaly_id)`` read atomically."""
-        with self._lock:
-            return self._state, self._reason, self._anomaly_id
+        """Return ``(state, reason, anomaly_id)`` read atomically, without locking."""
+        return self._snapshot
 
     @property
     def state(self) -> BreakerState:
@@ -79,6 +102,10 @@ class Breaker:
             self._state = new_state
             self._reason = reason
             self._anomaly_id = anomaly_id
+            self._snapshot = (new_state, reason, anomaly_id)
+            if changed:
+                self._generation += 1
+                self._changed.notify_all()
             listeners = list(self._listeners) if changed else []
         for listener in listeners:
             try:
@@ -91,3 +118,46 @@ class Breaker:
         """Register ``listener`` for every future state change."""
         with self._lock:
             self._listeners.append(listener)
+
+    def remove_listener(self, listener: BreakerListener) -> None:
+        """Unregister ``listener``; no effect if it is not registered."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def wait_until_allowed(self, timeout_s: float) -> tuple[BreakerState, str, str]:
+        """Block until the state lets actions through, or ``timeout_s`` passes.
+
+        Returns:
+            The snapshot (state, reason, anomaly_id) at return; its state still blocks actions
+            when the timeout passed.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._state.blocks_actions:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._state, self._reason, self._anomaly_id
+
+    async def async_wait_until_allowed(self, timeout_s: float) -> tuple[BreakerState, str, str]:
+        """Like :meth:`wait_until_allowed`, without blocking the event loop; cancellable."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake(state: BreakerState, reason: str, anomaly_id: str) -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        self.add_listener(wake)  # before the first check, so no change is missed
+        try:
+            deadline = loop.time() + timeout_s
+            while True:
+                changed.clear()  # before reading, so a change after the read wakes us
+                snapshot = self.snapshot()
+                remaining = deadline - loop.time()
+                if not snapshot[0].blocks_actions or remaining <= 0:
+                    return snapshot
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            self.remove_listener(wake)

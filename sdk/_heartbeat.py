@@ -14,7 +14,7 @@ from agentwatch.sdk import semconv
 
 logger = logging.getLogger(__name__)
 
-STATUS_RUNNING = "running"
+STATUS_RUNNING = semconv.STATUS_RUNNING
 
 
 class ErrorCounter:
@@ -75,6 +75,9 @@ class Heartbeat:
         wall_clock: Monotonic seconds; injectable for tests.
         cpu_clock: Process CPU seconds (all threads); injectable for tests.
         memory: Resident memory in bytes, or None; injectable for tests.
+        status: The agent's status now (``running``, ``idle``, ``paused``); read at each beat.
+        admit: Asked before each periodic beat; False skips it (the span pipeline is
+            shedding heartbeats), keeping the error count for the next beat.
     """
 
     def __init__(
@@ -87,6 +90,8 @@ class Heartbeat:
         wall_clock: Callable[[], float] = time.monotonic,
         cpu_clock: Callable[[], float] = time.process_time,
         memory: Callable[[], int | None] = memory_usage_bytes,
+        status: Callable[[], str] = lambda: STATUS_RUNNING,
+        admit: Callable[[], bool] = lambda: True,
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
@@ -97,6 +102,8 @@ class Heartbeat:
         self._wall_clock = wall_clock
         self._cpu_clock = cpu_clock
         self._memory = memory
+        self._status = status
+        self._admit = admit
         self._cpus = os.cpu_count() or 1
         self._lock = threading.Lock()
         self._seq = 0
@@ -133,7 +140,7 @@ class Heartbeat:
                 semconv.SIGNAL: semconv.SIGNAL_HEALTH,
                 semconv.HEARTBEAT_SEQ: seq,
                 semconv.HEARTBEAT_INTERVAL_S: self.interval_s,
-                semconv.AGENT_STATUS: STATUS_RUNNING,
+                semconv.AGENT_STATUS: self._status(),
                 semconv.PROCESS_CPU_UTILIZATION: max(0.0, utilization),
                 semconv.ERRORS: self._errors.take(),
             }
@@ -159,4 +166,9 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.beat()
+            try:
+                admitted = self._admit()
+            except Exception:
+                admitted = True
+            if admitted:
+                self.beat()

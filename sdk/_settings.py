@@ -16,11 +16,16 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_ENV = "AGENTWATCH_HEARTBEAT_INTERVAL_S"
 CONTROL_HOST_ENV = "AGENTWATCH_CONTROL_HOST"
 CONTROL_PORT_ENV = "AGENTWATCH_CONTROL_PORT"
+CONTROL_URL_ENV = "AGENTWATCH_CONTROL_URL"
+CONTROL_POLL_INTERVAL_ENV = "AGENTWATCH_CONTROL_POLL_INTERVAL_S"
+BREAKER_MODE_ENV = "AGENTWATCH_BREAKER_MODE"
+BREAKER_PAUSE_TIMEOUT_ENV = "AGENTWATCH_BREAKER_PAUSE_TIMEOUT_S"
 
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 BSP_SCHEDULE_DELAY_ENV = "OTEL_BSP_SCHEDULE_DELAY"
 BSP_MAX_QUEUE_SIZE_ENV = "OTEL_BSP_MAX_QUEUE_SIZE"
+BSP_MAX_EXPORT_BATCH_SIZE_ENV = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 RESOURCE_ATTRIBUTES_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 
 DEFAULT_TRACES_ENDPOINT = "http://localhost:4318/v1/traces"
@@ -32,6 +37,10 @@ DEFAULT_CONTROL_PORT = 0
 DEFAULT_BSP_SCHEDULE_DELAY_MS = 200.0
 DEFAULT_BSP_MAX_QUEUE_SIZE = 8192
 DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE = 512
+DEFAULT_CONTROL_POLL_INTERVAL_S = 5.0
+DEFAULT_BREAKER_MODE = "raise"
+BREAKER_MODES = ("raise", "pause")
+DEFAULT_BREAKER_PAUSE_TIMEOUT_S = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +51,9 @@ class SdkSettings:
     arguments. Immutable, so thread-safe.
 
     Attributes:
-        webhook_secret: Shared Standard Webhooks secret (``AGENTWATCH_WEBHOOK_SECRET``); None
-            disables the control receiver. Excluded from ``repr``.
+        webhook_secret: Shared Standard Webhooks secret (``AGENTWATCH_WEBHOOK_SECRET``); several
+            comma-separated secrets are all accepted (key rotation); None disables the control
+            receiver. Excluded from ``repr``.
         heartbeat_interval_s: Seconds between heartbeats (``AGENTWATCH_HEARTBEAT_INTERVAL_S``).
         control_host: Address the control receiver binds (``AGENTWATCH_CONTROL_HOST``).
         control_port: Its port, 0 for an ephemeral one (``AGENTWATCH_CONTROL_PORT``).
@@ -52,6 +62,16 @@ class SdkSettings:
         bsp_max_queue_size: Batch span processor queue (``OTEL_BSP_MAX_QUEUE_SIZE``).
         bsp_max_export_batch_size: Largest export batch (at most the queue size).
         resource_attributes: Parsed ``OTEL_RESOURCE_ATTRIBUTES``.
+        control_url: The control URL to advertise instead of the receiver's own
+            (``AGENTWATCH_CONTROL_URL``), e.g. where :meth:`Agent.asgi_app` is mounted.
+        api_url: Base URL of the service API for the pull fallback (``AGENTWATCH_API_URL``);
+            None disables polling.
+        api_token: Bearer token for the API (``AGENTWATCH_API_TOKEN``). Excluded from ``repr``.
+        control_poll_interval_s: Seconds between polls, jittered
+            (``AGENTWATCH_CONTROL_POLL_INTERVAL_S``).
+        breaker_mode: ``"raise"`` or ``"pause"`` (``AGENTWATCH_BREAKER_MODE``).
+        breaker_pause_timeout_s: Longest pause in ``"pause"`` mode
+            (``AGENTWATCH_BREAKER_PAUSE_TIMEOUT_S``).
     """
 
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
@@ -63,6 +83,12 @@ class SdkSettings:
     bsp_max_queue_size: int = DEFAULT_BSP_MAX_QUEUE_SIZE
     bsp_max_export_batch_size: int = DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE
     resource_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    control_url: str | None = None
+    api_url: str | None = None
+    api_token: str | None = dataclasses.field(default=None, repr=False)
+    control_poll_interval_s: float = DEFAULT_CONTROL_POLL_INTERVAL_S
+    breaker_mode: str = DEFAULT_BREAKER_MODE
+    breaker_pause_timeout_s: float = DEFAULT_BREAKER_PAUSE_TIMEOUT_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SdkSettings:
@@ -85,8 +111,23 @@ class SdkSettings:
                 env, BSP_SCHEDULE_DELAY_ENV, DEFAULT_BSP_SCHEDULE_DELAY_MS
             ),
             bsp_max_queue_size=queue_size,
-            bsp_max_export_batch_size=min(DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE, queue_size),
+            bsp_max_export_batch_size=min(
+                _positive_int(
+                    env, BSP_MAX_EXPORT_BATCH_SIZE_ENV, DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE
+                ),
+                queue_size,
+            ),
             resource_attributes=parse_resource_attributes(env.get(RESOURCE_ATTRIBUTES_ENV, "")),
+            control_url=env.get(CONTROL_URL_ENV, "").strip() or None,
+            api_url=env.get(semconv.API_URL_ENV, "").strip().rstrip("/") or None,
+            api_token=env.get(semconv.API_TOKEN_ENV, "").strip() or None,
+            control_poll_interval_s=_positive_float(
+                env, CONTROL_POLL_INTERVAL_ENV, DEFAULT_CONTROL_POLL_INTERVAL_S
+            ),
+            breaker_mode=_choice(env, BREAKER_MODE_ENV, BREAKER_MODES, DEFAULT_BREAKER_MODE),
+            breaker_pause_timeout_s=_positive_float(
+                env, BREAKER_PAUSE_TIMEOUT_ENV, DEFAULT_BREAKER_PAUSE_TIMEOUT_S
+            ),
         )
 
 
@@ -168,3 +209,13 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         logger.warning("%s must be a port in 0..65535, got %r; using %s", name, raw, default)
         return default
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in choices:
+        logger.warning("%s must be one of %s, got %r; using %s", name, choices, raw, default)
+        return default
+    return raw.lower()

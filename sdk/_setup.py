@@ -7,16 +7,18 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from agentwatch.sdk import semconv
 from agentwatch.sdk._agent import Agent
+from agentwatch.sdk._breaker import BreakerMode
 from agentwatch.sdk._exporter import GuardedSpanExporter
+from agentwatch.sdk._processor import PrioritySpanProcessor
 from agentwatch.sdk._settings import SdkSettings, resolve_traces_endpoint
 from agentwatch.sdk._webhooks import WebhookVerifier
 
@@ -29,9 +31,16 @@ def init(
     endpoint: str | None = None,
     *,
     heartbeat_interval_s: float | None = None,
-    webhook_secret: str | None = None,
+    webhook_secret: str | Sequence[str] | None = None,
     control_host: str | None = None,
     control_port: int | None = None,
+    control_server: bool = True,
+    control_url: str | None = None,
+    breaker_mode: str | None = None,
+    breaker_pause_timeout_s: float | None = None,
+    api_url: str | None = None,
+    api_token: str | None = None,
+    control_poll_interval_s: float | None = None,
     span_exporter: SpanExporter | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Agent:
@@ -53,10 +62,21 @@ def init(
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, or
             ``http://localhost:4318``.
         heartbeat_interval_s: Seconds between heartbeats (default 5).
-        webhook_secret: Standard Webhooks secret (``whsec_...``); without one (here or in
-            ``AGENTWATCH_WEBHOOK_SECRET``) no control receiver runs.
+        webhook_secret: Standard Webhooks secret (``whsec_...``), or several accepted ones (a
+            sequence, or comma-separated as in ``AGENTWATCH_WEBHOOK_SECRET``) to rotate keys;
+            without one no control receiver runs.
         control_host: Address of the control receiver (default ``127.0.0.1``).
         control_port: Its port (default 0: an ephemeral port).
+        control_server: Run the thread server; False when only :meth:`Agent.asgi_app` serves.
+        control_url: The control URL heartbeats advertise instead of the thread server's
+            (``AGENTWATCH_CONTROL_URL``): where the ASGI app is mounted, or a NAT'd address.
+        breaker_mode: ``"raise"`` (default; a blocked action raises at once) or ``"pause"``
+            (it waits for the breaker to let actions through), ``AGENTWATCH_BREAKER_MODE``.
+        breaker_pause_timeout_s: Longest pause before raising (default 60 s).
+        api_url: Service API base URL for the pull fallback (``AGENTWATCH_API_URL``); the
+            agent polls ``GET {api_url}/api/v1/agents/{instance_id}/control``.
+        api_token: Bearer token for that API (``AGENTWATCH_API_TOKEN``).
+        control_poll_interval_s: Mean seconds between polls, ±20% jitter (default 5).
         span_exporter: Replaces the OTLP exporter (tests pass an ``InMemorySpanExporter``).
         environ: Environment to read instead of ``os.environ``.
 
@@ -65,7 +85,7 @@ def init(
 
     Raises:
         ValueError: An explicit argument is invalid (empty ``service_name``, an interval or
-            port out of range, a malformed ``webhook_secret``).
+            port out of range, a malformed ``webhook_secret``, an unknown ``breaker_mode``).
     """
     if not service_name:
         raise ValueError("service_name must be a non-empty string")
@@ -75,14 +95,47 @@ def init(
         raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
     if control_port is not None and not 0 <= control_port <= 65535:
         raise ValueError(f"control_port must be in 0..65535, got {control_port!r}")
+    for name, value in (
+        ("breaker_pause_timeout_s", breaker_pause_timeout_s),
+        ("control_poll_interval_s", control_poll_interval_s),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    mode = None
+    if breaker_mode is not None:
+        try:
+            mode = BreakerMode(breaker_mode)
+        except ValueError:
+            raise ValueError(
+                f"breaker_mode must be 'raise' or 'pause', got {breaker_mode!r}"
+            ) from None
     env = os.environ if environ is None else environ
     settings = _merge(
         SdkSettings.from_env(env),
         endpoint=resolve_traces_endpoint(endpoint, env) if endpoint else None,
         heartbeat_interval_s=heartbeat_interval_s,
-        webhook_secret=webhook_secret,
+        webhook_secret=webhook_secret
+        if webhook_secret is None or isinstance(webhook_secret, str)
+        else ",".join(webhook_secret),
         control_host=control_host,
         control_port=control_port,
+    )
+    settings = dataclasses.replace(
+        settings,
+        control_url=control_url if control_url is not None else settings.control_url,
+        breaker_mode=mode.value if mode is not None else settings.breaker_mode,
+        breaker_pause_timeout_s=(
+            breaker_pause_timeout_s
+            if breaker_pause_timeout_s is not None
+            else settings.breaker_pause_timeout_s
+        ),
+        api_url=api_url.rstrip("/") if api_url else settings.api_url,
+        api_token=api_token if api_token is not None else settings.api_token,
+        control_poll_interval_s=(
+            control_poll_interval_s
+            if control_poll_interval_s is not None
+            else settings.control_poll_interval_s
+        ),
     )
     verifier = _verifier(settings.webhook_secret, explicit=webhook_secret is not None)
     instance = (
@@ -104,23 +157,30 @@ def init(
     )
     # Not the global provider's atexit hook: Agent.shutdown() owns the order of shutdown.
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            exporter,
-            max_queue_size=settings.bsp_max_queue_size,
-            schedule_delay_millis=settings.bsp_schedule_delay_ms,
-            max_export_batch_size=settings.bsp_max_export_batch_size,
-        )
+    processor = PrioritySpanProcessor(
+        exporter,
+        max_queue_size=settings.bsp_max_queue_size,
+        schedule_delay_s=settings.bsp_schedule_delay_ms / 1000,
+        max_export_batch_size=settings.bsp_max_export_batch_size,
     )
+    provider.add_span_processor(processor)
     return Agent(
         service_name=service_name,
         instance_id=instance,
         provider=provider,
         exporter=exporter,
+        processor=processor,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         verifier=verifier,
         control_host=settings.control_host,
         control_port=settings.control_port,
+        control_server=control_server,
+        control_url=settings.control_url,
+        breaker_mode=BreakerMode(settings.breaker_mode),
+        breaker_pause_timeout_s=settings.breaker_pause_timeout_s,
+        api_url=settings.api_url,
+        api_token=settings.api_token,
+        control_poll_interval_s=settings.control_poll_interval_s,
     )
 
 
@@ -147,6 +207,7 @@ def _merge(
 
 
 def _verifier(secret: str | None, *, explicit: bool) -> WebhookVerifier | None:
+    # ``secret`` may list several comma-separated secrets (key rotation).
     if not secret:
         logger.warning(
             "no webhook secret (%s): control receiver disabled, breaker set only locally",

@@ -6,7 +6,7 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from agentwatch.sdk import semconv
 from agentwatch.sdk._errors import WebhookVerificationError
@@ -20,8 +20,9 @@ class WebhookVerifier:
     """Verifies signed control webhooks and remembers their ids against replays.
 
     A message passes when one of the ``v1`` signatures in ``webhook-signature`` (a space-separated
-    list, so senders can rotate keys) matches the HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``,
-    compared in constant time, and ``webhook-timestamp`` is within ``tolerance_s`` of ``clock()``.
+    list, so senders can rotate keys) matches the HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``
+    under one of the accepted secrets (so receivers can rotate keys too), compared in constant
+    time, and ``webhook-timestamp`` is within ``tolerance_s`` of ``clock()``.
     Replay protection is a bounded LRU memory of processed webhook ids: :meth:`verify` checks and
     records it by default; a receiver that answers duplicates idempotently instead passes
     ``check_replay=False`` and uses :meth:`seen` and :meth:`remember`.
@@ -29,7 +30,8 @@ class WebhookVerifier:
     Thread-safe; never blocks beyond a short internal lock.
 
     Args:
-        secret: ``whsec_`` + base64 of the key, or the bare base64.
+        secret: ``whsec_`` + base64 of the key, or the bare base64; several accepted secrets as
+            a sequence or one comma-separated string (``AGENTWATCH_WEBHOOK_SECRET``).
         tolerance_s: Largest accepted distance between the message timestamp and now.
         clock: Seconds since the epoch; injectable for tests.
         max_remembered_ids: Size of the replay memory; the oldest ids are forgotten first.
@@ -40,7 +42,7 @@ class WebhookVerifier:
 
     def __init__(
         self,
-        secret: str,
+        secret: str | Sequence[str],
         *,
         tolerance_s: float = DEFAULT_TOLERANCE_S,
         clock: Callable[[], float] = time.time,
@@ -50,7 +52,11 @@ class WebhookVerifier:
             raise ValueError(f"tolerance_s must be > 0, got {tolerance_s!r}")
         if max_remembered_ids < 1:
             raise ValueError(f"max_remembered_ids must be >= 1, got {max_remembered_ids!r}")
-        self._key = decode_secret(secret)
+        secrets = secret.split(",") if isinstance(secret, str) else list(secret)
+        secrets = [item.strip() for item in secrets if item.strip()]
+        if not secrets:
+            raise ValueError("webhook secret must be a non-empty 'whsec_' + base64 string")
+        self._keys = tuple(decode_secret(item) for item in secrets)
         self.tolerance_s = tolerance_s
         self.clock = clock
         self.max_remembered_ids = max_remembered_ids
@@ -87,7 +93,9 @@ class WebhookVerifier:
             raise WebhookVerificationError("message timestamp too old")
         if timestamp > now + self.tolerance_s:
             raise WebhookVerificationError("message timestamp too new")
-        expected = signature(self._key, webhook_id, timestamp, body).encode("ascii")
+        expected = [
+            signature(key, webhook_id, timestamp, body).encode("ascii") for key in self._keys
+        ]
         if not self._any_matches(signatures, expected):
             raise WebhookVerificationError("no matching signature")
         if check_replay and not self.remember(webhook_id):
@@ -115,12 +123,14 @@ class WebhookVerifier:
             return True
 
     @staticmethod
-    def _any_matches(signatures: str, expected: bytes) -> bool:
+    def _any_matches(signatures: str, expected: list[bytes]) -> bool:
         matched = False
         for candidate in signatures.split():
             version, _, _value = candidate.partition(",")
             if version != "v1":
                 continue
-            # No early exit, so timing does not reveal which signature matched.
-            matched |= hmac.compare_digest(candidate.encode("utf-8", "replace"), expected)
+            encoded = candidate.encode("utf-8", "replace")
+            # No early exit, so timing does not reveal which signature or key matched.
+            for mac in expected:
+                matched |= hmac.compare_digest(encoded, mac)
         return matched

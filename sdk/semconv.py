@@ -52,6 +52,10 @@ AGENT_STATUS: Final = "agentwatch.agent.status"
 PROCESS_CPU_UTILIZATION: Final = "process.cpu.utilization"
 PROCESS_MEMORY_USAGE: Final = "process.memory.usage"
 ERRORS: Final = "agentwatch.errors"
+# agentwatch.agent.status values
+STATUS_RUNNING: Final = "running"
+STATUS_IDLE: Final = "idle"
+STATUS_PAUSED: Final = "paused"
 CONTROL_URL: Final = "agentwatch.control.url"
 
 CHECKPOINT_ID: Final = "agentwatch.checkpoint.id"
@@ -60,6 +64,9 @@ CHECKPOINT_STEP: Final = "agentwatch.checkpoint.step"
 MESSAGE_PEER: Final = "agentwatch.message.peer"
 MESSAGE_DIRECTION: Final = "agentwatch.message.direction"
 MESSAGE_BYTES: Final = "agentwatch.message.bytes"
+# agentwatch.message.direction values
+DIRECTION_SEND: Final = "send"
+DIRECTION_RECEIVE: Final = "receive"
 
 # --- Span names ----------------------------------------------------------------------------
 SPAN_INVOKE_AGENT_PREFIX: Final = "invoke_agent"
@@ -86,3 +93,9 @@ BREAKER_CLOSED: Final = "closed"
 BREAKER_OPEN: Final = "open"
 BREAKER_HALF_OPEN: Final = "half_open"
 BREAKER_FORCED_OPEN: Final = "forced_open"
+
+# --- Pull fallback (agent -> service API) --------------------------------------------------
+# GET {api}/api/v1/agents/{agent}/control answers the agent's control state as JSON.
+CONTROL_STATE_PATH: Final = "/api/v1/agents/{agent}/control"
+API_URL_ENV: Final = "AGENTWATCH_API_URL"
+API_TOKEN_ENV: Final = "AGENTWATCH_API_TOKEN"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from agentwatch.sdk import Agent, BreakerState, CircuitOpenError, WebhookVerifier, semconv
-from agentwatch.sdk._control import ControlReceiver
+from agentwatch.sdk._control import ControlHandler, ControlReceiver
 
 from .conftest import SECRET, AgentFactory, signed_headers
 
@@ -110,12 +110,20 @@ def test_webhook_for_another_agent_is_409(agent: Agent, client: httpx.Client) ->
         (breaker_body("ajar"), "invalid breaker 'state'"),
         (breaker_body("open", reason=3), "'reason' and 'anomaly_id' must be strings"),
         (
-            json.dumps({"type": "rollback", "agent": AGENT_ID, "checkpoint_id": "c1"}).encode(),
+            json.dumps({"type": "reboot", "agent": AGENT_ID}).encode(),
             "unsupported control type",
         ),
         (
+            json.dumps({"type": "rollback", "agent": AGENT_ID}).encode(),
+            "missing 'checkpoint_id'",
+        ),
+        (
+            json.dumps({"type": "failover", "agent": AGENT_ID, "checkpoint_id": 3}).encode(),
+            "'checkpoint_id' and 'failed_agent' must be strings",
+        ),
+        (
             json.dumps({"type": "failover", "agent": AGENT_ID}).encode(),
-            "unsupported control type",
+            "missing 'failed_agent'",
         ),
     ],
 )
@@ -144,11 +152,12 @@ def test_other_paths_are_404(agent: Agent, client: httpx.Client) -> None:
 def test_receiver_handle_without_sockets() -> None:
     applied: list[tuple[BreakerState, str, str]] = []
     now = 1_700_000_000
-    receiver = ControlReceiver(
+    handler = ControlHandler(
         agent_id=AGENT_ID,
         verifier=WebhookVerifier(SECRET, clock=lambda: now),
         apply_breaker=lambda *change: applied.append(change),
     )
+    receiver = ControlReceiver(handler)
     try:
         body = breaker_body("forced_open", reason="kill switch")
         headers = signed_headers(body, webhook_id="msg_1", timestamp=now)

@@ -83,3 +83,20 @@ def test_size_is_bounded() -> None:
     # Differences past the bound are not hashed: the cost stays bounded.
     assert fingerprint("t", {"a": big + "1"}) == fingerprint("t", {"a": big + "2"})
     assert fingerprint("t", {"a": "1" + big}) != fingerprint("t", {"a": "2" + big})
+
+
+class BareAddress:
+    def __repr__(self) -> str:
+        return f"<BareAddress {id(self):#x}>"
+
+
+def test_bare_addresses_are_removed_too() -> None:
+    assert canonical_json({"o": BareAddress()}) == '{"o":"<BareAddress>"}'
+
+
+def test_huge_lists_strings_and_bytes_cost_little_and_hash_like_their_prefix() -> None:
+    huge = list(range(1_000_000))
+    assert fingerprint("t", {"a": huge}) == fingerprint("t", {"a": huge[:5_000]})
+    assert len(canonical_json({"s": "y" * 10_000_000})) < 2 * MAX_CANONICAL_CHARS
+    assert fingerprint("t", {"b": b"z" * 10_000_000}) == fingerprint("t", {"b": b"z" * 9_000})
+    assert fingerprint("t", {"a": [1, 2]}) != fingerprint("t", {"a": [2, 1]})

@@ -33,3 +33,10 @@ def test_all_is_sorted_and_resolvable() -> None:
     for name in agentwatch.sdk.__all__:
         assert getattr(agentwatch.sdk, name) is not None
     assert set(agentwatch.sdk.__all__) <= set(dir(agentwatch.sdk))
+
+
+def test_langgraph_integration_does_not_import_langgraph() -> None:
+    run(
+        "import sys, agentwatch.sdk.langgraph\n"
+        "assert 'langgraph' not in sys.modules, 'the integration pulled in langgraph'\n"
+    )

@@ -121,3 +121,42 @@ def test_explicit_arguments_beat_environment(caplog: pytest.LogCaptureFixture) -
         "svc", environ=env, webhook_secret=SECRET, span_exporter=InMemorySpanExporter()
     ) as agent:
         assert agent.control_url is not None
+
+
+def test_control_plane_settings_from_environment(caplog: pytest.LogCaptureFixture) -> None:
+    settings = SdkSettings.from_env(
+        {
+            "AGENTWATCH_API_URL": "http://api:8080/",
+            "AGENTWATCH_API_TOKEN": "tok",
+            "AGENTWATCH_CONTROL_POLL_INTERVAL_S": "2.5",
+            "AGENTWATCH_BREAKER_MODE": "PAUSE",
+            "AGENTWATCH_BREAKER_PAUSE_TIMEOUT_S": "30",
+            "AGENTWATCH_CONTROL_URL": "https://runtime/agentwatch",
+        }
+    )
+    assert settings.api_url == "http://api:8080"
+    assert settings.api_token == "tok"
+    assert "tok" not in repr(settings)
+    assert settings.control_poll_interval_s == 2.5
+    assert settings.breaker_mode == "pause"
+    assert settings.breaker_pause_timeout_s == 30
+    assert settings.control_url == "https://runtime/agentwatch"
+    with caplog.at_level(logging.WARNING):
+        bad = SdkSettings.from_env({"AGENTWATCH_BREAKER_MODE": "explode"})
+    assert bad.breaker_mode == "raise"
+    assert "AGENTWATCH_BREAKER_MODE" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"breaker_mode": "explode"},
+        {"breaker_pause_timeout_s": 0},
+        {"control_poll_interval_s": float("nan")},
+    ],
+)
+def test_invalid_control_arguments_fail_fast(kwargs: dict[str, object]) -> None:
+    from agentwatch.sdk import init
+
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        init("svc", environ={}, **kwargs)  # type: ignore[arg-type]
