@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_backtest_arguments(backtest)
 
+    migrate = commands.add_parser(
+        "migrate", help="print or apply the ClickHouse schema (single node or ON CLUSTER)"
+    )
+    from ._cluster import add_migrate_arguments
+
+    add_migrate_arguments(migrate)
+
     demo = commands.add_parser(
         "demo",
         help="run the service with a simulated fleet and one runaway agent",
@@ -163,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "dashboards":
             return _export_dashboards(args.out)
+        if args.command == "migrate":
+            from ._cluster import run_migrate
+
+            return run_migrate(args)
         if args.command == "backtest":
             from ._backtest import run_backtest
 
