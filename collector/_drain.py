@@ -192,7 +192,11 @@ class SpoolDrain:
         while True:
             started = time.monotonic()
             try:
-                self.storage.insert(self.table, batch, self.columns)
+                # Transpose in C (zip) and insert by column: clickhouse-connect's row path
+                # costs a third more Python time per row.
+                self.storage.insert(
+                    self.table, list(zip(*batch, strict=True)), self.columns, column_oriented=True
+                )
             except StorageError as exc:
                 if self.on_failure is not None:
                     self.on_failure()

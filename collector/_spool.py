@@ -70,11 +70,13 @@ class Spool:
         self.max_bytes = max_bytes
         self.fsync = fsync
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one fsync at a time; waiters share its result
         self._committed = self._read_committed()
         self._segments: list[tuple[int, Path]] = []  # (first seq, path), oldest first
         self._last_seq = self._committed
         self._bytes = 0
         self._recover()
+        self._synced = self._last_seq
         self._file = open(self._active_path(), "ab")  # noqa: SIM115 - kept open for appends
 
     # --- opening ---------------------------------------------------------------------------
@@ -145,6 +147,9 @@ class Spool:
     def append(self, payload: bytes) -> int:
         """Durably append one record; returns its sequence number.
 
+        Concurrent appends share fsyncs (group commit): each returns once an fsync that
+        started after its write has finished.
+
         Raises:
             SpoolFull: The spool is at its disk budget.
         """
@@ -158,13 +163,30 @@ class Spool:
             self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload), seq))
             self._file.write(payload)
             self._file.flush()
-            if self.fsync:
-                os.fsync(self._file.fileno())
             self._last_seq = seq
             self._bytes += record
-            return seq
+        if self.fsync:
+            self._sync_to(seq)
+        return seq
+
+    def _sync_to(self, seq: int) -> None:
+        with self._sync_lock:
+            with self._lock:
+                if self._synced >= seq:
+                    return  # an fsync that began after our write already covered it
+                target = self._last_seq
+                fd = os.dup(self._file.fileno())  # stays valid if a rotation closes the file
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._lock:
+                self._synced = max(self._synced, target)
 
     def _rotate(self) -> None:
+        if self.fsync:
+            os.fsync(self._file.fileno())  # everything written so far is in this file
+            self._synced = self._last_seq
         self._file.close()
         path = self.directory / _segment_name(self._last_seq + 1)
         self._segments.append((self._last_seq + 1, path))

@@ -99,13 +99,27 @@ class Storage:
             except Exception as exc:
                 raise StorageError(f"ClickHouse command failed: {exc}") from exc
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
-        """Insert rows (each in ``columns`` order) in one block."""
-        if not rows:
+    def insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        column_oriented: bool = False,
+    ) -> None:
+        """Insert in one block: rows in ``columns`` order, or with ``column_oriented`` one
+        sequence per column (about a third cheaper for large batches)."""
+        if not data or (column_oriented and not data[0]):
             return
         with self._lock:
             try:
-                self._client.insert(table, rows, column_names=list(columns), database=self.database)
+                self._client.insert(
+                    table,
+                    data,
+                    column_names=list(columns),
+                    database=self.database,
+                    column_oriented=column_oriented,
+                )
             except Exception as exc:
                 raise StorageError(f"insert into {table} failed: {exc}") from exc
 

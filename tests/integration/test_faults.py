@@ -59,10 +59,10 @@ class FlakyStorage(Storage):
         super().__init__(dsn)
         self.down = threading.Event()
 
-    def insert(self, table: str, rows: Any, columns: Any) -> None:
+    def insert(self, table: str, data: Any, columns: Any, **options: Any) -> None:
         if self.down.is_set():
             raise StorageError("ClickHouse unavailable (injected)")
-        super().insert(table, rows, columns)
+        super().insert(table, data, columns, **options)
 
 
 def test_an_outage_under_load_delays_data_and_loses_none(data_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,4 +96,30 @@ def test_uncommitted_records_are_exactly_what_replays(
     reopened = Spool(directory, segment_bytes=80, max_bytes=1_000_000, fsync=False)
     assert reopened.committed_seq == committed
     assert _payloads(reopened, committed + 1) == written[committed:]
+    reopened.close()
+
+
+def test_concurrent_appends_share_fsyncs_and_all_survive(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=4096, max_bytes=10_000_000)
+    payloads = {f"t{t}-{i}".encode() for t in range(8) for i in range(50)}
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(50):
+                spool.append(f"t{t}-{i}".encode())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spool.close()
+    assert errors == []
+    reopened = Spool(tmp_path, segment_bytes=4096, max_bytes=10_000_000)
+    records = list(reopened.read_from(1))
+    assert [seq for seq, _ in records] == list(range(1, 401))  # dense, ordered, across segments
+    assert {payload for _, payload in records} == payloads
     reopened.close()
