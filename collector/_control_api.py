@@ -10,7 +10,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from agentwatch.alerts import SilenceError
@@ -102,6 +102,21 @@ def control_router(service: Service) -> APIRouter:
         except SilenceError as exc:
             raise HTTPException(400, str(exc)) from exc
         return dict(silence.to_dict(service.clock()))
+
+    @router.get("/detectors/snapshot", response_class=Response)
+    def export_snapshot(agents: str | None = None) -> Response:
+        """Learned detector state (comma-separated ``agents``, default all), for a hand-off."""
+        wanted = {a for a in agents.split(",") if a} if agents else None
+        return Response(service.snapshot_detectors(wanted), media_type="application/octet-stream")
+
+    @router.post("/detectors/snapshot")
+    async def import_snapshot(request: Request, merge: bool = True) -> dict[str, int]:
+        """Load a snapshot exported by another replica (admin token required)."""
+        try:
+            restored = service.restore_detectors(await request.body(), merge=merge)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return {"agents": restored}
 
     @router.get("/incidents")
     def incidents() -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -97,6 +98,11 @@ class Service:
         self.metrics.queue_depth.set_function(lambda: self.span_writer.pending_rows)
         self.registry = AgentRegistry()
         self.pipeline = DetectorPipeline(clock=clock)
+        self._pipeline_lock = threading.Lock()  # the detect thread vs. snapshot and restore
+        snapshot = settings.detector_snapshot_path
+        if snapshot is not None and snapshot.exists():
+            restored = self.pipeline.restore(snapshot.read_bytes(), merge=False)
+            logger.info("restored detector state of %d agents from %s", restored, snapshot)
         self.response = Response(
             settings,
             self.storage,
@@ -159,6 +165,7 @@ class Service:
         self._maintenance.join(timeout_s)
         self._events.put(None)
         self._detector.join(timeout_s)
+        self._write_snapshot()
         self.response.shutdown(timeout_s)
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.shutdown(timeout_s)
@@ -243,18 +250,45 @@ class Service:
             try:
                 if batch is None:
                     return
-                for event in batch:
-                    try:
-                        anomalies = self.pipeline.process(event)
-                    except Exception:  # a detector bug must not stop detection of every agent
-                        logger.exception("detector failed on an event of agent %s", event.agent)
-                        continue
-                    for anomaly in anomalies:
-                        self._on_anomaly(anomaly)
-                    if not anomalies and event.kind is EventKind.ACTION:
-                        self.response.observe_action(event.agent)
+                with self._pipeline_lock:
+                    self._detect(batch)
             finally:
                 self._events.task_done()
+
+    def _detect(self, batch: list[AgentEvent]) -> None:
+        for event in batch:
+            try:
+                anomalies = self.pipeline.process(event)
+            except Exception:  # a detector bug must not stop detection of every agent
+                logger.exception("detector failed on an event of agent %s", event.agent)
+                continue
+            for anomaly in anomalies:
+                self._on_anomaly(anomaly)
+            if not anomalies and event.kind is EventKind.ACTION:
+                self.response.observe_action(event.agent)
+
+    def snapshot_detectors(self, agents: set[str] | None = None) -> bytes:
+        """The detectors' learned state (of ``agents``, default all), for a restart or hand-off."""
+        with self._pipeline_lock:
+            return self.pipeline.snapshot(agents)
+
+    def restore_detectors(self, blob: bytes, *, merge: bool = True) -> int:
+        """Load a snapshot (a hand-off merges by default); returns the agents it held."""
+        with self._pipeline_lock:
+            return self.pipeline.restore(blob, merge=merge)
+
+    def _write_snapshot(self) -> None:
+        path = self.settings.detector_snapshot_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "wb") as f:
+            f.write(self.snapshot_detectors())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
 
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         self.count("anomalies")

@@ -63,7 +63,7 @@ def load_config(path: Path) -> dict[str, Any]:
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{path}: remediation.{sub_key}: {exc}") from exc
         elif key in known:
-            values[key] = Path(value) if key == "data_dir" else value
+            values[key] = Path(value) if key in ("data_dir", "detector_snapshot_path") else value
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}")
     return values
@@ -120,6 +120,8 @@ class ServiceSettings:
         breaker_probe_actions: Normal actions in HALF_OPEN that close the breaker.
         shadow: METRICS_ONLY for every agent: decide and log, send no control webhook.
         heartbeat_misses: Missed heartbeat intervals that make an agent lost.
+        detector_snapshot_path: Detector state restored from here at start and written here
+            at shutdown, so baselines survive restarts; None keeps it in memory only.
     """
 
     data_dir: Path = Path("agentwatch-data")
@@ -145,6 +147,7 @@ class ServiceSettings:
     breaker_probe_actions: int = 3
     shadow: bool = False
     heartbeat_misses: float = 3.0
+    detector_snapshot_path: Path | None = None
 
     def __post_init__(self) -> None:
         if not -1 <= self.otlp_grpc_port <= 65535:
@@ -228,6 +231,7 @@ class ServiceSettings:
             "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
             "AGENTWATCH_INGEST_TOKEN": ("ingest_token", str),
             "AGENTWATCH_API_TOKEN": ("api_token", str),
+            "AGENTWATCH_DETECTOR_SNAPSHOT_PATH": ("detector_snapshot_path", Path),
         }
         for variable, (name, convert) in conversions.items():
             raw = environ.get(variable)

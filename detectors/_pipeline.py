@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentwatch.detectors._loop import LoopDetector
@@ -46,6 +48,10 @@ class _AgentState:
         self.rate = rate
         self.rate_last_z = 0.0  # score of the open window's latest event, i.e. its highest
         self.rate_level = 0  # highest severity rank already raised in the current excursion
+
+
+_SNAPSHOT_MAGIC = b"AWDP"
+_SNAPSHOT_VERSION = 1
 
 
 class DetectorPipeline:
@@ -166,6 +172,60 @@ class DetectorPipeline:
 
     def __len__(self) -> int:
         return len(self._agents)
+
+    def snapshot(self, agents: Iterable[str] | None = None) -> bytes:
+        """Versioned bytes of the learned state of ``agents`` (default: every agent).
+
+        A restart restores it (baselines survive); a replica handing cohorts to another sends
+        the snapshot of their agents. The payload is a pickle: restore only snapshots this
+        service wrote (a local file or an authenticated admin API), never untrusted input.
+        """
+        wanted = (
+            self._agents
+            if agents is None
+            else {a: self._agents[a] for a in agents if a in self._agents}
+        )
+        state = {"config": self._config(), "agents": dict(wanted)}
+        return _SNAPSHOT_MAGIC + struct.pack("<H", _SNAPSHOT_VERSION) + pickle.dumps(state)
+
+    def restore(self, blob: bytes, *, merge: bool = True) -> int:
+        """Load a :meth:`snapshot`; returns how many agents it held.
+
+        Args:
+            blob: The snapshot.
+            merge: Keep agents not in the snapshot (a hand-off); False replaces everything.
+
+        Raises:
+            ValueError: Not a snapshot, an unknown version, or detector settings that differ
+                from this pipeline's (its baselines would mean something else).
+        """
+        header = len(_SNAPSHOT_MAGIC) + 2
+        if blob[: len(_SNAPSHOT_MAGIC)] != _SNAPSHOT_MAGIC or len(blob) < header:
+            raise ValueError("blob is not an agentwatch detector snapshot")
+        (version,) = struct.unpack("<H", blob[len(_SNAPSHOT_MAGIC) : header])
+        if version != _SNAPSHOT_VERSION:
+            raise ValueError(
+                f"snapshot version {version} is not supported (want {_SNAPSHOT_VERSION})"
+            )
+        state = pickle.loads(blob[header:])
+        if state["config"] != self._config():
+            raise ValueError(
+                f"snapshot was taken with detector settings {state['config']}, "
+                f"this pipeline has {self._config()}"
+            )
+        if not merge:
+            self._agents.clear()
+        self._agents.update(state["agents"])
+        return len(state["agents"])
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "loop_min_repeats": self.loop_min_repeats,
+            "rate_window_s": self.rate_window_s,
+            "rate_warmup_windows": self.rate_warmup_windows,
+            "rate_alpha": self.rate_alpha,
+            "rate_max_gap_windows": self.rate_max_gap_windows,
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

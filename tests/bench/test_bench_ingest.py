@@ -2,7 +2,7 @@
 the real normalization, spool, ClickHouse inserts and every detector on.
 
 The service runs as its own process (``agentwatch serve``), as in production; senders are
-threads of the benchmark process posting pre-encoded bodies. ``AGENTWATCH_BENCH_SECONDS``
+threads of the benchmark process posting pre-encoded bodies. ``BENCH_SECONDS``
 (default 60) sets the sending time. Prints ``BENCH`` lines; asserts nothing about figures.
 """
 
@@ -56,7 +56,7 @@ def _peak_rss_bytes(pid: int) -> int:
 
 
 def test_bench_sustained_ingest(tmp_path: Path) -> None:
-    seconds = float(os.environ.get("AGENTWATCH_BENCH_SECONDS", "60"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "60"))
     # 16 distinct bodies from 64 agents each, so detectors see many agents and no loops.
     bodies = [_request(BATCH, 64, seed=i).SerializeToString() for i in range(16)]
     process, otlp, api = _serve(tmp_path / "data")

@@ -1,0 +1,62 @@
+"""Snapshot and restore: baselines survive a restart and move between replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind, Severity
+
+NS = 1_000_000_000
+
+
+def _warm(pipeline: DetectorPipeline, agent: str, seconds: int = 30) -> None:
+    for s in range(seconds):
+        for k in range(3):  # a steady 3 actions per second
+            pipeline.process(
+                AgentEvent(
+                    agent, "c", EventKind.ACTION, s * NS + k * 300_000_000, fingerprint=f"{s}-{k}"
+                )
+            )
+
+
+def _spike(pipeline: DetectorPipeline, agent: str, at_s: int) -> list[Severity]:
+    found = []
+    for k in range(40):
+        event = AgentEvent(
+            agent, "c", EventKind.ACTION, at_s * NS + k * 10_000_000, fingerprint=f"x{k}"
+        )
+        found += [a.severity for a in pipeline.process(event)]
+    return found
+
+
+def test_a_restored_pipeline_keeps_its_baselines() -> None:
+    original = DetectorPipeline()
+    _warm(original, "a1")
+    blob = original.snapshot()
+    restored = DetectorPipeline()
+    assert restored.restore(blob) == 1
+    assert Severity.CRITICAL in _spike(restored, "a1", 31)
+    assert _spike(DetectorPipeline(), "a1", 31) == []  # a fresh one is still warming up
+
+
+def test_part_of_the_agents_can_be_handed_over_and_merged() -> None:
+    source = DetectorPipeline()
+    _warm(source, "a1")
+    _warm(source, "a2")
+    target = DetectorPipeline()
+    _warm(target, "b1")
+    assert target.restore(source.snapshot(["a2", "unknown"])) == 1
+    assert sorted(target.agents()) == ["a2", "b1"]
+    assert target.restore(source.snapshot(["a1"]), merge=False) == 1
+    assert target.agents() == ["a1"]
+
+
+def test_foreign_or_mismatched_snapshots_are_refused() -> None:
+    with pytest.raises(ValueError, match="not an agentwatch detector snapshot"):
+        DetectorPipeline().restore(b"junk")
+    blob = DetectorPipeline(rate_window_s=2.0).snapshot()
+    with pytest.raises(ValueError, match="detector settings"):
+        DetectorPipeline().restore(blob)
+    future = blob[:4] + (99).to_bytes(2, "little") + blob[6:]
+    with pytest.raises(ValueError, match="version 99"):
+        DetectorPipeline().restore(future)
