@@ -8,6 +8,7 @@ understood) and by agentwatch's span names second.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,15 @@ _MODEL_OPERATIONS = frozenset(
 )
 
 
+def _arguments_fingerprint(tool: str, arguments: str) -> str:
+    """A fingerprint for spans of plain GenAI instrumentation, which record the call's
+    arguments (``gen_ai.tool.call.arguments``) but no agentwatch fingerprint; "" without them."""
+    if not arguments:
+        return ""
+    digest = hashlib.sha256(f"{tool}\0{arguments}".encode(errors="replace")).hexdigest()
+    return "args:" + digest[:16]
+
+
 def agent_key(resource: Mapping[str, str]) -> str:
     """The instance id every per-agent detector and action uses."""
     return (
@@ -53,7 +63,9 @@ def to_event(row: list[Any]) -> AgentEvent:
     if operation == semconv.OP_EXECUTE_TOOL:
         kind = EventKind.ACTION
         key = attributes.get(semconv.GEN_AI_TOOL_NAME, "")
-        fingerprint = attributes.get(semconv.ACTION_FINGERPRINT, "")
+        fingerprint = attributes.get(semconv.ACTION_FINGERPRINT, "") or _arguments_fingerprint(
+            key, attributes.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS, "")
+        )
     elif operation == semconv.OP_INVOKE_AGENT:
         kind = EventKind.SESSION
         key = attributes.get(semconv.GEN_AI_CONVERSATION_ID, "")
