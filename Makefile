@@ -6,7 +6,15 @@ STAMP  := $(VENV)/.installed
 SRC    := sdk detectors alerts collector dashboards
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench clean tools
+
+# Debian packages some tests and benchmarks drive: Chromium (the status page test) and wrk (a
+# C load generator, so senders take little of the CPU the service needs). Installed when
+# missing, which needs root (as on CI).
+tools:
+	@command -v chromium >/dev/null && command -v wrk >/dev/null || { \
+		echo "installing chromium and wrk from Debian's packages"; \
+		apt-get update -qq && apt-get install -y -qq chromium wrk >/dev/null; }
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +38,10 @@ check: $(STAMP) .mypy_src/agentwatch
 	$(BIN)/ruff format --check $(SRC) tests
 	cd .mypy_src && ../$(BIN)/mypy --config-file ../pyproject.toml $(foreach d,$(SRC),-p agentwatch.$(d))
 
-test: check
+test: check tools
 	$(BIN)/python -m pytest tests
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s
 
 clean:
