@@ -79,6 +79,19 @@ class LoopDetector:
             return float(self._run + 1)
         return 1.0
 
+    def observe(self, fingerprint: str) -> float:
+        """``score_one`` then ``learn_one`` of ``{"fingerprint": fingerprint}`` in one step.
+
+        The pipeline's hot path: same result and state, without building ``x``.
+        """
+        key = fingerprint if len(fingerprint) <= _MAX_FINGERPRINT_CHARS else _key(fingerprint)
+        if key == self._last:
+            self._run += 1
+        else:
+            self._last = key
+            self._run = 1
+        return float(self._run)
+
     @property
     def run_length(self) -> int:
         """Length of the current run of identical fingerprints (0 before any learning)."""

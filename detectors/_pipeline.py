@@ -249,9 +249,7 @@ class DetectorPipeline:
         )
 
     def _process_loop(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        x = {"fingerprint": event.fingerprint}
-        repeats = state.loop.score_one(x)
-        state.loop.learn_one(x)
+        repeats = state.loop.observe(event.fingerprint)
         if repeats == 1.0:
             state.loop_onset_ns = event.ts_ns
             state.loop_level = 0
@@ -285,20 +283,16 @@ class DetectorPipeline:
 
     def _process_rate(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
         rate = state.rate
-        x = {"t": event.ts_ns / _NS_PER_S}
-        window = rate.window_one(x)
+        previous = rate.window
+        window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
         # When the open window closes, its last score was its highest; an empty window in between
         # scored 0. Either below the warning threshold ends the excursion.
         if (
-            rate.window is not None
-            and window != rate.window
-            and (state.rate_last_z < self.rate_warning_z or window > rate.window + 1)
+            previous is not None
+            and window != previous
+            and (state.rate_last_z < self.rate_warning_z or window > previous + 1)
         ):
             state.rate_level = 0
-        z = rate.score_one(x)
-        count = rate.count_one(x)
-        mean, std = rate.mean, rate.std
-        rate.learn_one(x)
         state.rate_last_z = z
         level = _level(z, self.rate_warning_z, self.rate_critical_z)
         if level <= state.rate_level:

@@ -81,6 +81,10 @@ class ActionRateDetector:
         self._window: int | None = None
         self._count = 0
         self._n_windows = 0
+        # The baseline changes only when a window closes: cache what scoring needs.
+        self._base_mean = 0.0
+        self._base_std = 0.0
+        self._base_scale = 1.0
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Counts ``x`` in its window, first learning the windows its arrival closes.
@@ -92,12 +96,50 @@ class ActionRateDetector:
         if window == self._window:
             self._count += 1
             return
-        if self._window is not None:
-            self._learn_count(self._count)
-            for _ in range(min(window - self._window - 1, self.max_gap_windows)):
-                self._learn_count(0)
+        self._close(window)
         self._window = window
         self._count = 1
+
+    def observe(self, t: float) -> tuple[int, float, int, float, float]:
+        """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step.
+
+        The pipeline's hot path: the same score and state, computing the window once and
+        reading the baseline cached at the last window close.
+
+        Returns:
+            (window index, z-score, the open window's count with this event, and the baseline
+            mean and standard deviation the score was computed against).
+        """
+        if not math.isfinite(t):
+            raise ValueError(f"t must be finite, got {t}")
+        window = math.floor(t / self.window_s)
+        current = self._window
+        if current is not None and window < current:
+            window = current  # a late event counts in the open window
+        count = self._count + 1 if window == current else 1
+        mean, std = self._base_mean, self._base_std
+        z = 0.0
+        if self._n_windows >= self.warmup_windows:
+            z = max((count - mean) / self._base_scale, 0.0)
+        if window == current:
+            self._count = count
+        else:
+            self._close(window)
+            self._window = window
+            self._count = 1
+        return window, z, count, mean, std
+
+    def _close(self, window: int) -> None:
+        """Learn the open window and the empty ones before ``window``; refresh the baseline."""
+        if self._window is None:
+            return
+        self._learn_count(self._count)
+        for _ in range(min(window - self._window - 1, self.max_gap_windows)):
+            self._learn_count(0)
+        mean = float(self._mean.get())
+        std = math.sqrt(max(self._var.get(), 0.0))
+        self._base_mean, self._base_std = mean, std
+        self._base_scale = max(std, math.sqrt(max(mean, 1.0)))
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the z-score of the open window's count with ``x``; never mutates the detector.

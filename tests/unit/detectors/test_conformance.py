@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agentwatch.detectors import (
     ActionRateDetector,
@@ -148,3 +150,34 @@ def test_separates_injected_anomalies() -> None:
     normal_max = max(_scores(rate, [{"t": t} for t in normal_times]))
     spike_max = max(_scores(rate, [{"t": t} for t in spike_times(T0_S + 60, n=30, duration_s=0.5)]))
     assert normal_max < 4.0 < 8.0 < spike_max
+
+
+@given(st.lists(st.floats(min_value=0, max_value=500, allow_nan=False), min_size=1, max_size=200))
+def test_rate_observe_equals_score_then_learn(times: list[float]) -> None:
+    fused, verbs = ActionRateDetector(warmup_windows=3), ActionRateDetector(warmup_windows=3)
+    for t in sorted(times) + times[:20]:  # ordered, then some late events
+        x = {"t": t}
+        expected = (
+            verbs.window_one(x),
+            verbs.score_one(x),
+            verbs.count_one(x),
+            verbs.mean,
+            verbs.std,
+        )
+        verbs.learn_one(x)
+        window, z, count, mean, std = fused.observe(t)
+        assert (window, count) == (expected[0], expected[2])
+        assert math.isclose(z, expected[1], abs_tol=1e-9)
+        # The baseline both scored against: the one learned before this event.
+        assert math.isclose(mean, expected[3], abs_tol=1e-9)
+        assert math.isclose(std, expected[4], abs_tol=1e-9)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c" * 100]), max_size=60))
+def test_loop_observe_equals_score_then_learn(fingerprints: list[str]) -> None:
+    fused, verbs = LoopDetector(), LoopDetector()
+    for fp in fingerprints:
+        expected = verbs.score_one({"fingerprint": fp})
+        verbs.learn_one({"fingerprint": fp})
+        assert fused.observe(fp) == expected
+    assert fused.run_length == verbs.run_length
