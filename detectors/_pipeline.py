@@ -72,8 +72,10 @@ class DetectorPipeline:
       ends, and the pipeline re-arms, when a window closes scoring below ``rate_warning_z`` or an
       empty window passes. The onset is the start of the window.
 
-    Not yet: cohort (``service.name``) baselines for new agents, eviction of idle agents other than
-    :meth:`forget`, the other detector families of DESIGN.md.
+    A new agent starts from its cohort's (``service.name``) rate baseline: that of the cohort's
+    agent whose warm baseline most recently closed a window, so it is not blind during its own
+    warm-up. Not yet: eviction of idle agents other than :meth:`forget`, the other detector
+    families of DESIGN.md.
 
     The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
     and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
@@ -140,6 +142,8 @@ class DetectorPipeline:
         self.id_factory = id_factory
         self._window_ns = round(rate_window_s * _NS_PER_S)
         self._agents: dict[str, _AgentState] = {}
+        # cohort (service) -> an agent of it with a warm rate baseline, for new agents to start from
+        self._exemplars: dict[str, str] = {}
         self._new_state()  # validates the detectors' arguments now rather than at the first event
 
     def process(self, event: AgentEvent) -> list[Anomaly]:
@@ -156,6 +160,9 @@ class DetectorPipeline:
         state = self._agents.get(event.agent)
         if state is None:
             state = self._agents[event.agent] = self._new_state()
+            exemplar = self._agents.get(self._exemplars.get(event.service, ""))
+            if exemplar is not None:
+                state.rate.start_from(exemplar.rate)
         anomalies: list[Anomaly] = []
         if event.fingerprint:
             self._process_loop(state, event, anomalies)
@@ -294,6 +301,8 @@ class DetectorPipeline:
         ):
             state.rate_level = 0
         state.rate_last_z = z
+        if window != previous and rate.warm:
+            self._exemplars[event.service] = event.agent
         level = _level(z, self.rate_warning_z, self.rate_critical_z)
         if level <= state.rate_level:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -128,6 +129,15 @@ class ActionRateDetector:
             self._window = window
             self._count = 1
         return window, z, count, mean, std
+
+    def start_from(self, other: ActionRateDetector) -> None:
+        """Adopt ``other``'s learned baseline (not its open window): a new agent of a cohort
+        starts from a cohort member's normal instead of being blind for its warm-up."""
+        self._mean = copy.deepcopy(other._mean)
+        self._var = copy.deepcopy(other._var)
+        self._n_windows = other._n_windows
+        self._base_mean, self._base_std = other._base_mean, other._base_std
+        self._base_scale = other._base_scale
 
     def _close(self, window: int) -> None:
         """Learn the open window and the empty ones before ``window``; refresh the baseline."""

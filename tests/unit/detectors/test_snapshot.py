@@ -60,3 +60,16 @@ def test_foreign_or_mismatched_snapshots_are_refused() -> None:
     future = blob[:4] + (99).to_bytes(2, "little") + blob[6:]
     with pytest.raises(ValueError, match="version 99"):
         DetectorPipeline().restore(future)
+
+
+def test_a_new_agent_starts_from_its_cohorts_baseline() -> None:
+    pipeline = DetectorPipeline()
+    _warm(pipeline, "a1")  # cohort "c" now has a warm member
+    assert Severity.CRITICAL in _spike(pipeline, "newcomer", 31)  # flagged at once
+    other_cohort = DetectorPipeline()
+    _warm(other_cohort, "a1")
+    spike = [
+        AgentEvent("b1", "other", EventKind.ACTION, 31 * NS + k * 10_000_000, fingerprint=f"x{k}")
+        for k in range(40)
+    ]
+    assert [a for e in spike for a in other_cohort.process(e)] == []  # no baseline: warming up
