@@ -99,6 +99,7 @@ class Remediator:
         self._on_incident = on_incident
         self.breakers = breakers if breakers is not None else AgentBreakers(clock=clock)
         self.breakers.before_commit = self._send_transition
+        self._rollbacks: dict[str, dict[str, str]] = {}
         self.incidents = Incidents()
         self._lock = threading.Lock()
         self._urls: dict[str, str] = {}
@@ -207,8 +208,24 @@ class Remediator:
             if isinstance(step, int)
             else _newest_step(self._checkpoints, anomaly.agent),
         )
-        self._send(rollback, f"rollback:{anomaly.id}")
+        decision = f"rollback:{anomaly.id}"
+        self._send(rollback, decision)
+        if self._outbox is not None:  # ids are stable only through the outbox
+            with self._lock:
+                self._rollbacks[anomaly.agent] = {
+                    "checkpoint_id": checkpoint.checkpoint_id,
+                    "webhook_id": stable_id("control", anomaly.agent, decision),
+                    "reason": rollback.reason,
+                    "anomaly_id": anomaly.id,
+                }
         return rollback
+
+    def pending_rollback(self, agent: str) -> dict[str, str] | None:
+        """The agent's latest rollback, with the webhook-id its webhook carries, for the pull
+        fallback (the SDK runs each webhook-id once, whichever path brings it); None if none."""
+        with self._lock:
+            rollback = self._rollbacks.get(agent)
+            return dict(rollback) if rollback else None
 
     # --- operator and agent signals ----------------------------------------------------------
 

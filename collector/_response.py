@@ -197,7 +197,7 @@ class Response:
             "reason": status.reason,
             "anomaly_id": status.anomaly_id,
             "version": status.version,
-            "rollback": None,
+            "rollback": self.remediator.pending_rollback(agent),
         }
 
     def flush(self, timeout_s: float) -> bool:
