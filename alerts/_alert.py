@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from agentwatch.sdk.semconv import GEN_AI_AGENT_ID
+from agentwatch.sdk.semconv import SERVICE_INSTANCE_ID
 
 from ._anomaly import AnomalyLike, summary_of
 from ._labels import fingerprint
@@ -97,10 +97,11 @@ def _sql_string(value: str) -> str:
 def postmortem_query(anomaly: AnomalyLike, *, traces_table: str = "otel_traces") -> str:
     """Return a ClickHouse query for the agent's spans from 5 minutes before onset to detection."""
     start = max(0, anomaly.onset_ns - POSTMORTEM_WINDOW_NS)
+    agent_key = f"ResourceAttributes[{_sql_string(SERVICE_INSTANCE_ID)}]"
     return (
         "SELECT Timestamp, TraceId, SpanId, SpanName, Duration, StatusCode, SpanAttributes"
         f" FROM {traces_table}"
-        f" WHERE SpanAttributes[{_sql_string(GEN_AI_AGENT_ID)}] = {_sql_string(anomaly.agent)}"
+        f" WHERE {agent_key} = {_sql_string(anomaly.agent)}"
         f" AND Timestamp BETWEEN fromUnixTimestamp64Nano({start})"
         f" AND fromUnixTimestamp64Nano({anomaly.detected_ns})"
         " ORDER BY Timestamp"

@@ -91,6 +91,33 @@ def _parser() -> argparse.ArgumentParser:
 
     add_migrate_arguments(migrate)
 
+    from ._postmortem import POSTMORTEM_EPILOG, POSTMORTEM_HELP, add_postmortem_arguments
+    from ._query import QUERY_EPILOG, QUERY_HELP, add_query_arguments
+
+    query = commands.add_parser(
+        "query",
+        help=QUERY_HELP,
+        description=(
+            "Run one read-only ClickHouse statement through the service's API (or --data-dir "
+            "when no service runs)."
+        ),
+        epilog=QUERY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_query_arguments(query)
+    postmortem = commands.add_parser(
+        "postmortem",
+        help=POSTMORTEM_HELP,
+        description=(
+            "An agent's post-mortem: actions by tool, heartbeats and gaps, state transitions, "
+            "anomalies with evidence and baseline, deliveries, breaker transitions, rollbacks, "
+            "RTO/RPO."
+        ),
+        epilog=POSTMORTEM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_postmortem_arguments(postmortem)
+
     demo = commands.add_parser(
         "demo",
         help="run the service with a simulated fleet and one runaway agent",
@@ -170,6 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "dashboards":
             return _export_dashboards(args.out)
+        if args.command == "query":
+            from ._query import run_query
+
+            return run_query(args)
+        if args.command == "postmortem":
+            from ._postmortem import run_postmortem
+
+            return run_postmortem(args)
         if args.command == "migrate":
             from ._cluster import run_migrate
 

@@ -40,6 +40,7 @@ from ._schema import (
     SchemaOptions,
     migrations_table_ddl,
 )
+from ._schema_signals import SIGNAL_SHARDING_KEYS
 
 __all__ = [
     "SHARDING_KEYS",
@@ -60,6 +61,7 @@ SHARDING_KEYS: dict[str, str] = {
     ANOMALIES_TABLE: "cityHash64(Agent)",
     REMEDIATIONS_TABLE: "cityHash64(Agent)",
     MIGRATIONS_TABLE: "Version",
+    **SIGNAL_SHARDING_KEYS,
 }
 
 _IDENT = r"`((?:[^`\\]|\\.)+)`"

@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver (port 4317): the trace service, on the same ingest path as OTLP/HTTP.
+"""OTLP/gRPC receiver (port 4317): trace, logs and metrics services, on OTLP/HTTP's ingest path.
 
 Requests are taken as raw bytes and parsed here, so undecodable input is answered with
 ``INVALID_ARGUMENT`` and a reason (grpcio's own deserializer would answer ``INTERNAL``).
@@ -16,15 +16,21 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ._http import RETRY_AFTER_S, bearer_ok
-from ._otlp import OtlpDecodeError, decode_request, request_to_rows
-from ._service import PROTOBUF_RECORD, Service
+from ._http import LOGS, METRICS, PROTOBUF, RETRY_AFTER_S, TRACES, OtlpSignal, bearer_ok
+from ._otlp import OtlpDecodeError, decode_request
+from ._service import Service
 
 logger = logging.getLogger(__name__)
 
-TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_SERVICES = {
+    TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
+    LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
+    METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+}
+TRACE_EXPORT = f"/{_SERVICES[TRACES]}/Export"
+LOGS_EXPORT = f"/{_SERVICES[LOGS]}/Export"
+METRICS_EXPORT = f"/{_SERVICES[METRICS]}/Export"
 
 
 def _identity(data: bytes) -> bytes:
@@ -65,16 +71,19 @@ class GrpcReceiver:
                 ("grpc.so_reuseport", 0),
             ),
         )
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._export_traces,
-            request_deserializer=_identity,
-            response_serializer=lambda message: message.SerializeToString(),
-        )
         self._server.add_generic_rpc_handlers(
-            (
+            tuple(
                 grpc.method_handlers_generic_handler(
-                    "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}
-                ),
+                    name,
+                    {
+                        "Export": grpc.unary_unary_rpc_method_handler(
+                            self._exporter(signal),
+                            request_deserializer=_identity,
+                            response_serializer=lambda message: message.SerializeToString(),
+                        )
+                    },
+                )
+                for signal, name in _SERVICES.items()
             )
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -88,23 +97,25 @@ class GrpcReceiver:
     def stop(self, grace_s: float = 5.0) -> None:
         self._server.stop(grace_s).wait(grace_s)
 
-    def _export_traces(self, body: bytes, context: grpc.ServicerContext) -> Any:
+    def _exporter(self, signal: OtlpSignal) -> Any:
+        def export(body: bytes, context: grpc.ServicerContext) -> Any:
+            return self._export(signal, body, context)
+
+        return export
+
+    def _export(self, signal: OtlpSignal, body: bytes, context: grpc.ServicerContext) -> Any:
         metrics = self.service.metrics
         metadata = dict(context.invocation_metadata())
         if not bearer_ok(metadata.get("authorization"), self.service.settings.ingest_token):
             metrics.requests_rejected.labels(reason="unauthenticated").inc()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            decoded = request_to_rows(decode_request(body, "application/x-protobuf"))
+            request = decode_request(body, PROTOBUF, signal.request)
         except OtlpDecodeError as exc:
             metrics.requests_rejected.labels(reason="malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if decoded.rows and not self.service.ingest(decoded.rows, PROTOBUF_RECORD + body):
+        outcome = signal.accept(self.service, request, body, PROTOBUF)
+        if not outcome.stored:
             _unavailable(context, "agentwatch is backed up writing to ClickHouse; retry later")
-            return ExportTraceServiceResponse()
-        response = ExportTraceServiceResponse()
-        if decoded.rejected:
-            self.service.count("spans_rejected", decoded.rejected)
-            response.partial_success.rejected_spans = decoded.rejected
-            response.partial_success.error_message = "; ".join(decoded.errors)
-        return response
+            return signal.response()
+        return signal.response_for(outcome)

@@ -1,8 +1,9 @@
 """HTTP front ends: OTLP/HTTP ingest and the REST API, each an ASGI app on its own port.
 
-OTLP/HTTP follows the specification: protobuf or JSON bodies, optional gzip, the response in the
-request's content type, 400 with a ``google.rpc.Status`` for undecodable input, 200 with
-``partial_success`` when some spans were invalid, 429 with Retry-After when storage is backed up.
+OTLP/HTTP follows the specification for ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics``:
+protobuf or JSON bodies, optional gzip, the response in the request's content type, 400 with a
+``google.rpc.Status`` for undecodable input, 200 with ``partial_success`` when some spans, log
+records or data points were invalid, 429 with Retry-After when storage is backed up.
 """
 
 from __future__ import annotations
@@ -17,21 +18,40 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from starlette.concurrency import run_in_threadpool
 
 from ._control_api import control_router
 from ._metrics import CONTENT_TYPE_LATEST
+from ._ops_api import local_request_guard, ops_router
 from ._otlp import OtlpDecodeError, decode_request, request_to_rows
+from ._otlp_logs import logs_request_to_rows
+from ._otlp_metrics import metrics_request_to_rows, split_by_table
+from ._schema_signals import LOGS_TABLE
 from ._service import JSON_RECORD, PROTOBUF_RECORD, Service
+from ._signals import LOGS_RECORD, METRICS_RECORD
+from ._ui import ui_router
 
 logger = logging.getLogger(__name__)
 
@@ -84,20 +104,123 @@ def bearer_ok(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one decoded export request.
+
+    Attributes:
+        stored: False when the spool budget is spent (nothing was accepted: 429/UNAVAILABLE).
+        rejected: Items (spans, log records, data points) refused as invalid.
+        errors: Up to five reasons for the rejections.
+    """
+
+    stored: bool
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpSignal:
+    """One OTLP signal's wire types and how a decoded request is accepted.
+
+    ``accept(service, request, body, media)`` gets the decompressed body and its media type,
+    so a record can keep the body as sent.
+    """
+
+    name: str
+    request: type[Any]
+    response: type[Any]
+    rejected_field: str
+    accept: Callable[[Service, Any, bytes, str], Outcome]
+
+    def response_for(self, outcome: Outcome) -> Any:
+        response = self.response()
+        if outcome.rejected:
+            setattr(response.partial_success, self.rejected_field, outcome.rejected)
+            response.partial_success.error_message = "; ".join(outcome.errors)
+        return response
+
+
+def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
+    decoded = request_to_rows(request)
+    record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
+    if decoded.rows and not service.ingest(decoded.rows, record):
+        return Outcome(stored=False)
+    if decoded.rejected:
+        service.count("spans_rejected", decoded.rejected)
+    return Outcome(True, decoded.rejected, decoded.errors)
+
+
+def _accept_logs(service: Service, request: Any, body: bytes, media: str) -> Outcome:
+    decoded = logs_request_to_rows(request)
+    if decoded.rows:
+        payload = body if media == PROTOBUF else request.SerializeToString()
+        parts = {LOGS_TABLE: (decoded.rows, LOGS_RECORD + payload)}
+        if not service.ingest_signal("log_records", parts):
+            return Outcome(stored=False)
+    if decoded.rejected:
+        service.count("log_records_rejected", decoded.rejected)
+    return Outcome(True, decoded.rejected, decoded.errors)
+
+
+def _accept_metrics(service: Service, request: Any, body: bytes, media: str) -> Outcome:
+    decoded = metrics_request_to_rows(request)
+    if decoded.rows:
+        requests = split_by_table(request)
+        parts = {
+            table: (rows, METRICS_RECORD + requests[table].SerializeToString())
+            for table, rows in decoded.rows.items()
+        }
+        if not service.ingest_signal("data_points", parts):
+            return Outcome(stored=False)
+    if decoded.rejected:
+        service.count("data_points_rejected", decoded.rejected)
+    return Outcome(True, decoded.rejected, decoded.errors)
+
+
+TRACES = OtlpSignal(
+    "traces",
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    "rejected_spans",
+    _accept_traces,
+)
+LOGS = OtlpSignal(
+    "logs",
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    "rejected_log_records",
+    _accept_logs,
+)
+METRICS = OtlpSignal(
+    "metrics",
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    "rejected_data_points",
+    _accept_metrics,
+)
+SIGNALS = (TRACES, LOGS, METRICS)
+
+
 def otlp_app(service: Service) -> FastAPI:
-    """The OTLP/HTTP receiver (``POST /v1/traces``)."""
+    """The OTLP/HTTP receiver (``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``)."""
     app = FastAPI(title="agentwatch OTLP/HTTP receiver", docs_url=None, redoc_url=None)
     limit = service.settings.max_request_bytes
     token = service.settings.ingest_token
     rejected = service.metrics.requests_rejected
 
-    @app.post("/v1/traces")
-    async def traces(request: Request) -> Response:
-        raw = await request.body()
-        # Decoding and the spool's fsync block: keep them off the event loop.
-        return await run_in_threadpool(export, raw, request.headers)
+    def route(signal: OtlpSignal) -> None:
+        async def receive(request: Request) -> Response:
+            raw = await request.body()
+            # Decoding and the spool's fsync block: keep them off the event loop.
+            return await run_in_threadpool(export, signal, raw, request.headers)
 
-    def export(raw: bytes, headers: Any) -> Response:
+        app.add_api_route(f"/v1/{signal.name}", receive, methods=["POST"], name=signal.name)
+
+    for signal in SIGNALS:
+        route(signal)
+
+    def export(signal: OtlpSignal, raw: bytes, headers: Any) -> Response:
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         reply_media = JSON if media == JSON else PROTOBUF
         if not bearer_ok(headers.get("authorization"), token):
@@ -118,7 +241,7 @@ def otlp_app(service: Service) -> FastAPI:
             )
         try:
             body = _decompress(raw, headers.get("content-encoding", "").lower(), limit)
-            decoded = request_to_rows(decode_request(body, media))
+            request = decode_request(body, media, signal.request)
         except _TooLarge:
             rejected.labels(reason="too_large").inc()
             return _status(
@@ -130,8 +253,8 @@ def otlp_app(service: Service) -> FastAPI:
         except (OtlpDecodeError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
             rejected.labels(reason="malformed").inc()
             return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
-        record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
-        if decoded.rows and not service.ingest(decoded.rows, record):
+        outcome = signal.accept(service, request, body, media)
+        if not outcome.stored:
             return _status(
                 code_pb2.UNAVAILABLE,
                 "agentwatch's spool is full (ClickHouse is behind or down); retry later",
@@ -139,34 +262,27 @@ def otlp_app(service: Service) -> FastAPI:
                 429,
                 **{"Retry-After": str(RETRY_AFTER_S)},
             )
-        if decoded.rejected:
-            service.count("spans_rejected", decoded.rejected)
-        response = ExportTraceServiceResponse()
-        if decoded.rejected:
-            response.partial_success.rejected_spans = decoded.rejected
-            response.partial_success.error_message = "; ".join(decoded.errors)
-        return Response(_encode(response, reply_media), media_type=reply_media)
+        return Response(_encode(signal.response_for(outcome), reply_media), media_type=reply_media)
 
     return app
 
 
-def _parse_since(since: str | None) -> int:
-    if not since:
+def _parse_since(since: datetime | None) -> int:
+    if since is None:
         return 0
-    try:
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise HTTPException(
-            400, f"since must be RFC 3339, e.g. 2026-01-02T03:04:05Z: {exc}"
-        ) from exc
-    if moment.tzinfo is None:
+    if since.tzinfo is None:
         raise HTTPException(400, "since must carry a time zone, e.g. a trailing Z")
-    return int(moment.timestamp() * 1e9)
+    return int(since.timestamp() * 1e9)
 
 
 def api_app(service: Service) -> FastAPI:
     """The REST API: anomalies, agents, control state, health, Prometheus metrics."""
-    app = FastAPI(title="agentwatch API", version="0.1.0")
+    # Without a token the API is loopback-only: refuse forged Host/Origin (DNS rebinding, CSRF).
+    app = FastAPI(
+        title="agentwatch API",
+        version="0.1.0",
+        dependencies=[Depends(local_request_guard(service))],
+    )
     token = service.settings.api_token
 
     @app.middleware("http")
@@ -186,7 +302,10 @@ def api_app(service: Service) -> FastAPI:
     def metrics() -> Response:
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/agents/{agent}/control")
+    @app.get(
+        "/api/v1/agents/{agent}/control",
+        responses={404: {"description": "Unknown agent: it has sent no spans yet"}},
+    )
     def control(agent: str) -> dict[str, Any]:
         """What the agent should obey now: its SDK polls this when webhooks cannot reach it."""
         state = service.control_state(agent)
@@ -194,9 +313,14 @@ def api_app(service: Service) -> FastAPI:
             raise HTTPException(404, f"unknown agent {agent!r}: it has sent no spans yet")
         return state
 
-    @app.get("/api/v1/anomalies")
+    @app.get(
+        "/api/v1/anomalies",
+        responses={400: {"description": "since is not an RFC 3339 time with a zone"}},
+    )
     def anomalies(
-        since: str | None = Query(None, description="RFC 3339 time; anomalies detected since"),
+        since: Annotated[
+            datetime | None, Query(description="RFC 3339 time with a zone; detected since")
+        ] = None,
         agent: str | None = Query(None, description="Only this agent instance id"),
         limit: int = Query(1000, ge=1, le=10_000),
     ) -> list[dict[str, Any]]:
@@ -212,6 +336,8 @@ def api_app(service: Service) -> FastAPI:
         return out
 
     app.include_router(control_router(service))
+    app.include_router(ops_router(service))
+    app.include_router(ui_router(service))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,7 +3,8 @@
 Follows the telemetry contract (DESIGN.md): the agent key is ``service.instance.id``, falling
 back to ``gen_ai.agent.id`` and then ``service.name``; spans are classified by
 ``gen_ai.operation.name`` first (so plain GenAI instrumentation without the agentwatch SDK is
-understood) and by agentwatch's span names second.
+understood) and by agentwatch's span names second; a span naming a GenAI provider under either
+the current ``gen_ai.provider.name`` or the deprecated ``gen_ai.system`` is a model call.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ _BY_SPAN_NAME: Mapping[str, tuple[EventKind, str]] = {
     semconv.SPAN_CHECKPOINT: (EventKind.CHECKPOINT, semconv.CHECKPOINT_ID),
     semconv.SPAN_MESSAGE: (EventKind.MESSAGE, semconv.MESSAGE_PEER),
 }
+# The GenAI provider, by its current name and by the name it had before semconv 1.37.
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_SYSTEM = "gen_ai.system"
 _MODEL_OPERATIONS = frozenset(
     {semconv.OP_CHAT, "text_completion", "generate_content", "embeddings", "create_agent"}
 )
@@ -74,6 +78,8 @@ def to_event(row: list[Any]) -> AgentEvent:
     elif row[_NAME] in _BY_SPAN_NAME:
         kind, key_attribute = _BY_SPAN_NAME[row[_NAME]]
         key = attributes.get(key_attribute, "") if key_attribute else ""
+    elif attributes.get(GEN_AI_PROVIDER_NAME) or attributes.get(GEN_AI_SYSTEM):
+        kind = EventKind.MODEL  # older instrumentations set only the provider
     else:
         kind = EventKind.OTHER
     return AgentEvent(

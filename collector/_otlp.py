@@ -13,13 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -28,6 +27,8 @@ from agentwatch.sdk import semconv
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 STATUS_ERROR = "Error"
+
+M = TypeVar("M", bound=Message)
 
 
 class OtlpDecodeError(ValueError):
@@ -140,68 +141,73 @@ class DecodedTraces:
     errors: list[str] = field(default_factory=list)
 
 
-def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Parse an OTLP/HTTP body; raises OtlpDecodeError naming what is wrong."""
-    request = ExportTraceServiceRequest()
+def decode_request(
+    body: bytes, content_type: str, message: type[M] = ExportTraceServiceRequest
+) -> M:
+    """Parse an OTLP/HTTP body into ``message`` (an Export*ServiceRequest class).
+
+    Raises:
+        OtlpDecodeError: The body is not that message in the content type; the reason says why.
+    """
+    request: M = message()
+    name = request.DESCRIPTOR.name
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/x-protobuf":
         try:
             request.ParseFromString(body)
-        except DecodeError as exc:
-            raise OtlpDecodeError(
-                f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}"
-            ) from exc
+        except (DecodeError, RecursionError) as exc:
+            raise OtlpDecodeError(f"body is not an OTLP protobuf {name}: {exc}") from exc
         return request
     if media == "application/json":
         try:
             document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise OtlpDecodeError(f"body is not JSON: {exc}") from exc
         if not isinstance(document, dict):
-            raise OtlpDecodeError("body must be a JSON object with resourceSpans")
+            raise OtlpDecodeError(f"body must be a JSON object (an OTLP {name})")
         try:
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
-        except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
-            raise OtlpDecodeError(
-                f"body is not an OTLP JSON ExportTraceServiceRequest: {exc}"
-            ) from exc
+        except (
+            json_format.ParseError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
+            raise OtlpDecodeError(f"body is not an OTLP JSON {name}: {exc}") from exc
         return request
     raise OtlpDecodeError(
         f"unsupported content type {content_type!r}: use application/x-protobuf or application/json"
     )
 
 
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+_ID_FIELDS = frozenset(
+    ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+)
 
 
 def _hex_ids_to_base64(document: dict[str, Any]) -> None:
-    """OTLP/JSON carries ids as hex strings where protobuf JSON expects base64: convert them."""
-    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
-        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _list(scope_spans, "spans"):
-                _convert_ids(span)
-                for link in _list(span, "links"):
-                    _convert_ids(link)
+    """OTLP/JSON carries ids as hex strings where protobuf JSON expects base64: convert them.
 
-
-def _list(node: Any, *keys: str) -> Iterator[dict[str, Any]]:
-    if not isinstance(node, dict):
-        return
-    for key in keys:
-        value = node.get(key)
-        if isinstance(value, list):
-            yield from (v for v in value if isinstance(v, dict))
-
-
-def _convert_ids(node: dict[str, Any]) -> None:
-    for key in _ID_FIELDS:
-        value = node.get(key)
-        if isinstance(value, str) and value:
-            try:
-                node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-            except ValueError as exc:
-                raise ValueError(f"{key} {value!r} is not hex") from exc
+    Walks the whole document (spans, links, log records, exemplars) without recursion, so a
+    deeply nested body cannot exhaust the stack. Only OTLP field names are object keys here
+    (attribute keys are values of ``"key"``), so an id field is never confused with data.
+    """
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+            continue
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                stack.append(value)
+            elif key in _ID_FIELDS and isinstance(value, str) and value:
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError as exc:
+                    raise ValueError(f"{key} {value!r} is not hex") from exc
 
 
 def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:

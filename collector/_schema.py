@@ -218,6 +218,13 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
 """
 
 
+def _signal_tables(options: SchemaOptions) -> Sequence[str]:
+    # Imported here: _schema_signals builds on this module's helpers.
+    from ._schema_signals import signal_tables_ddl
+
+    return signal_tables_ddl(options)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema version: statements that are each safe to run again."""
@@ -238,6 +245,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "agentwatch anomalies and remediation log",
         lambda o: (anomalies_table_ddl(o), remediations_table_ddl(o)),
     ),
+    Migration(3, "OpenTelemetry Collector exporter log and metric tables", _signal_tables),
 )
 
 

@@ -29,6 +29,7 @@ from ._registry import AgentRegistry
 from ._response import Response
 from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
 from ._settings import ServiceSettings
+from ._signals import SignalStore
 from ._spool import Spool, SpoolFull
 from ._storage import Storage, embedded_dsn
 from ._writer import TableWriter
@@ -90,7 +91,19 @@ class Service:
             on_insert=self.metrics.observe_insert(TRACES_TABLE),
             on_failure=self.metrics.insert_failures.labels(table=TRACES_TABLE).inc,
         )
-        self.metrics.spool_bytes.set_function(lambda: self.spool.size_bytes)
+        # Logs and metrics: their own spools and drains under the same budget; no detection.
+        self.signals = SignalStore(
+            self.storage,
+            spool_dir,
+            budget_bytes=settings.spool_max_bytes,
+            used_elsewhere=lambda: self.spool.size_bytes,
+            metrics=self.metrics,
+            fsync=settings.spool_fsync,
+            max_cached_rows=settings.max_pending_rows,
+        )
+        self.metrics.spool_bytes.set_function(
+            lambda: self.spool.size_bytes + self.signals.size_bytes
+        )
         self.anomaly_writer = self._writer(ANOMALIES_TABLE, ANOMALY_COLUMNS, flush_interval_s=0.05)
         self.remediation_writer = self._writer(
             REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
@@ -128,6 +141,11 @@ class Service:
             "spans_refused": 0,
             "detection_events_dropped": 0,
             "anomalies": 0,
+            **{
+                f"{kind}_{what}": 0
+                for kind in SIGNAL_KINDS
+                for what in ("received", "accepted", "rejected", "refused")
+            },
         }
 
     def _writer(self, table: str, columns: Sequence[str], **options: Any) -> TableWriter:
@@ -149,6 +167,7 @@ class Service:
             self._started = True
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.start()
+        self.signals.start()
         self._detector.start()
         self.response.start()
         self._maintenance.start()
@@ -158,6 +177,7 @@ class Service:
         with self._lock:
             if not self._started:
                 self.spool.close()
+                self.signals.close()
                 self.storage.close()
                 return
             self._started = False
@@ -169,6 +189,7 @@ class Service:
         self.response.shutdown(timeout_s)
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             writer.shutdown(timeout_s)
+        self.signals.shutdown(timeout_s)
         self.spool.close()
         self.storage.close()
 
@@ -217,6 +238,21 @@ class Service:
             # The spans are stored; only their detection is skipped. Counted, never silent.
             self.count("detection_events_dropped", len(events))
             logger.warning("detection queue full: %d events not scored", len(events))
+        return True
+
+    def ingest_signal(self, kind: str, parts: Mapping[str, tuple[list[list[Any]], bytes]]) -> bool:
+        """Accept one logs or metrics request: ``{table: (rows, spool record)}``.
+
+        ``kind`` names the counters (``log_records`` or ``data_points``). Returns only after
+        every record is durably spooled; False, with nothing accepted, when the spool budget
+        is spent. The rows do not reach the detectors.
+        """
+        n = sum(len(rows) for rows, _ in parts.values())
+        self.count(f"{kind}_received", n)
+        if not self.signals.ingest(parts):
+            self.count(f"{kind}_refused", n)
+            return False
+        self.count(f"{kind}_accepted", n)
         return True
 
     def count(self, name: str, n: int = 1) -> None:
@@ -342,7 +378,7 @@ class Service:
         ok = self.response.flush(max(0.0, deadline - time.monotonic()))
         for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
             ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
-        return ok
+        return self.signals.force_flush(max(0.0, deadline - time.monotonic())) and ok
 
     # --- reads -------------------------------------------------------------------------------
     def anomalies(
@@ -368,6 +404,7 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
 _NAME, _SERVICE = _COL["SpanName"], _COL["ServiceName"]
 
+SIGNAL_KINDS = ("log_records", "data_points")
 PROTOBUF_RECORD = b"p"
 JSON_RECORD = b"j"
 

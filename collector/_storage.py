@@ -127,7 +127,8 @@ class Storage:
         self, sql: str, parameters: dict[str, Any] | None = None, *, readonly: bool = False
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a query; returns (column names, rows). ``readonly`` forbids writes server-side."""
-        settings = {"readonly": 2} if readonly else None
+        # readonly=1, not 2: level 2 still allows table functions such as file() and url().
+        settings = {"readonly": 1} if readonly else None
         with self._lock:
             try:
                 result = self._client.query(sql, parameters=parameters, settings=settings)

@@ -13,6 +13,7 @@ from typing import Final
 # --- Resource attributes -------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
+SERVICE_VERSION: Final = "service.version"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"

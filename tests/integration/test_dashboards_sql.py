@@ -253,7 +253,8 @@ def _run(
         variables=_variables(services),
     )
     assert "$" not in sql.replace("${__value.raw}", ""), f"unexpanded macro or variable: {sql}"
-    names, rows = storage.query(sql, readonly=True)
+    # As Grafana runs it: its own ClickHouse user, so panel SQL may set query-level SETTINGS.
+    names, rows = storage.query(sql)
     _, types = storage.query(f"SELECT * APPLY(toTypeName) FROM ({sql}) LIMIT 1")
     return names, list(types[0]) if types else [], rows
 

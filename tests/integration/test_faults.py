@@ -58,9 +58,11 @@ class FlakyStorage(Storage):
     def __init__(self, dsn: str) -> None:
         super().__init__(dsn)
         self.down = threading.Event()
+        self.refused = threading.Event()  # set once an insert failed during the outage
 
     def insert(self, table: str, data: Any, columns: Any, **options: Any) -> None:
         if self.down.is_set():
+            self.refused.set()
             raise StorageError("ClickHouse unavailable (injected)")
         super().insert(table, data, columns, **options)
 
@@ -75,6 +77,8 @@ def test_an_outage_under_load_delays_data_and_loses_none(data_dir: Path) -> None
             if batch_id == 10:
                 storage.down.set()
             if batch_id == 45:
+                # End the outage only after the drain has really hit it.
+                assert storage.refused.wait(30)
                 storage.down.clear()
             response = client.post(url, content=_batch(batch_id), headers=PROTOBUF)
             assert response.status_code == 200
