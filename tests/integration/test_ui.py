@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +24,20 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-DOCS = Path(__file__).parents[2] / "docs"
+DOCS = Path(__file__).parents[2] / "docs"  # refreshed only with UPDATE_DOCS_SCREENSHOTS=1
 AGENTS = 6
 RUNAWAY = 3
 sync_api = pytest.importorskip("playwright.sync_api")
 if shutil.which(CHROMIUM) is None:
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: a temporary directory, or docs/ when refreshing the README's."""
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 class Live:
@@ -103,7 +112,9 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, errors  # no script error on any page
 
 
-def test_the_fleet_page_lists_every_agent_and_updates_live(live: Live, page: Any) -> None:
+def test_the_fleet_page_lists_every_agent_and_updates_live(
+    live: Live, page: Any, shots: Path
+) -> None:
     page.goto(f"{live.api}/ui")
     rows = page.locator("#fleet-body tr")
     sync_api.expect(rows).to_have_count(AGENTS, timeout=20_000)
@@ -117,10 +128,10 @@ def test_the_fleet_page_lists_every_agent_and_updates_live(live: Live, page: Any
     row = page.locator(f'#fleet-body tr[data-agent="{live.runaway}"] td.breaker')
     sync_api.expect(row).to_contain_text("open", timeout=20_000)
     sync_api.expect(page.locator("#recent-body tr").first).to_contain_text(live.runaway)
-    page.screenshot(path=str(DOCS / "ui.png"), full_page=True)
+    page.screenshot(path=str(shots / "ui.png"), full_page=True)
 
 
-def test_the_agent_page_draws_rate_tools_and_anomalies(live: Live, page: Any) -> None:
+def test_the_agent_page_draws_rate_tools_and_anomalies(live: Live, page: Any, shots: Path) -> None:
     live.fleet.runaway.go.set()
     page.goto(f"{live.api}/ui")
     page.locator(f'#fleet-body a:text-is("{live.runaway}")').click()
@@ -131,7 +142,7 @@ def test_the_agent_page_draws_rate_tools_and_anomalies(live: Live, page: Any) ->
         "loop", timeout=20_000
     )
     sync_api.expect(page.locator("#breaker")).to_contain_text("open")
-    page.screenshot(path=str(DOCS / "ui-agent.png"), full_page=True)
+    page.screenshot(path=str(shots / "ui-agent.png"), full_page=True)
 
 
 def test_breaker_buttons_force_open_and_close(live: Live, page: Any) -> None:
