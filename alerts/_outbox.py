@@ -70,15 +70,19 @@ _COLUMNS = (
 )
 
 
+# Transient answers only. 501 (Not Implemented, e.g. an agent with no rollback handler) and 505
+# will not change on a retry, so they fail like other refusals.
+_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+
+
 def classify(status_code: int | None) -> str:
-    """``"ok"`` for 2xx; ``"retry"`` for 408, 429, 5xx and no response; else ``"fail"``."""
+    """``"ok"`` for 2xx; ``"retry"`` for 408, 429, 500, 502, 503, 504 and no response; else
+    ``"fail"``."""
     if status_code is None:
         return RETRY
     if 200 <= status_code < 300:
         return OK
-    if status_code in (408, 429) or 500 <= status_code < 600:
-        return RETRY
-    return FAIL
+    return RETRY if status_code in _RETRYABLE else FAIL
 
 
 @dataclass(slots=True)

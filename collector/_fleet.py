@@ -100,6 +100,7 @@ class SimulatedAgent:
         self.think_s = think_s
         self.runaway = runaway
         self.stats = AgentStats()
+        self.peers: list[str] = []  # other agents' instance ids, for messages
         self.thread = threading.Thread(target=self._run, name=agent.instance_id, daemon=True)
         agent.add_breaker_listener(self._on_breaker)
 
@@ -115,15 +116,35 @@ class SimulatedAgent:
     def _run(self) -> None:
         chain = CHAINS[self.cohort]
         tool = self.rng.choice(list(chain))
+        step = 0
+        agent = self.agent
         try:
             while not self.stop.is_set():
-                if self.runaway is not None and self.runaway.go.is_set():
-                    self._run_away()
-                    return
-                self._call(tool, tool_args(tool, self.rng), self.rng.uniform(0.01, 0.08))
-                nexts, weights = zip(*chain[tool], strict=True)
-                tool = self.rng.choices(nexts, weights)[0]
-                self.stop.wait(self.rng.uniform(*self.think_s))
+                # One task: a session of decisions and tool calls, with state, goal progress,
+                # checkpoints and a message to a peer now and then — every signal of the contract.
+                task = f"task-{self.rng.randrange(10**6)}"
+                with agent.session(self.cohort, conversation_id=task):
+                    agent.transition("idle", "planning")
+                    for i in range(self.rng.randint(3, 8)):
+                        if self.runaway is not None and self.runaway.go.is_set():
+                            self._run_away()
+                            return
+                        nexts, weights = zip(*chain[tool], strict=True)
+                        with agent.decision(options=len(nexts)) as decision:
+                            tool = self.rng.choices(nexts, weights)[0]
+                            decision.choose(tool)
+                        if i == 0:
+                            agent.transition("planning", "acting")
+                        self._call(tool, tool_args(tool, self.rng), self.rng.uniform(0.01, 0.08))
+                        step += 1
+                        agent.goal(task, min(1.0, (i + 1) / 6))
+                        if step % 5 == 0:
+                            agent.checkpoint(f"{agent.instance_id}-ck-{step}", step)
+                        if self.peers and self.rng.random() < 0.1:
+                            peer = self.rng.choice(self.peers)
+                            agent.message(peer, "send", self.rng.randint(200, 4000))
+                        self.stop.wait(self.rng.uniform(*self.think_s))
+                    agent.transition("acting", "idle")
         except CircuitOpenError as exc:
             self.stats.stopped_at_ns = time.time_ns()
             self.stats.stop_reason = f"CircuitOpenError: breaker {exc.state.value}"
@@ -184,7 +205,9 @@ class Fleet:
             )
 
     def start(self) -> None:
+        ids = [m.agent.instance_id for m in self.members]
         for member in self.members:
+            member.peers = [i for i in ids if i != member.agent.instance_id]
             member.thread.start()
 
     @property

@@ -35,6 +35,7 @@ T = 1_700_000_000
         (400, "fail"), (401, "fail"), (403, "fail"), (404, "fail"), (410, "fail"), (422, "fail"),
         (408, "retry"), (429, "retry"),
         (500, "retry"), (502, "retry"), (503, "retry"), (504, "retry"),
+        (501, "fail"), (505, "fail"),  # not implemented / unsupported: a retry will not help
         (None, "retry"),  # no response: connection refused, timeout
     ],
 )  # fmt: skip
