@@ -18,7 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ._http import LOGS, METRICS, PROTOBUF, RETRY_AFTER_S, TRACES, OtlpSignal, bearer_ok
-from ._otlp import OtlpDecodeError, decode_request
+from ._otlp import LimitExceeded, OtlpDecodeError, decode_request
 from ._service import Service
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,11 @@ class GrpcReceiver:
         except OtlpDecodeError as exc:
             metrics.requests_rejected.labels(reason="malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        outcome = signal.accept(self.service, request, body, PROTOBUF)
+        try:
+            outcome = signal.accept(self.service, request, body, PROTOBUF)
+        except LimitExceeded as exc:
+            metrics.requests_rejected.labels(reason=exc.reason).inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not outcome.stored:
             _unavailable(context, "agentwatch is backed up writing to ClickHouse; retry later")
             return signal.response()

@@ -45,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from ._control_api import control_router
 from ._metrics import CONTENT_TYPE_LATEST
 from ._ops_api import local_request_guard, ops_router
-from ._otlp import OtlpDecodeError, decode_request, request_to_rows
+from ._otlp import LimitExceeded, OtlpDecodeError, decode_request, request_to_rows
 from ._otlp_logs import logs_request_to_rows
 from ._otlp_metrics import metrics_request_to_rows, split_by_table
 from ._schema_signals import LOGS_TABLE
@@ -142,12 +142,14 @@ class OtlpSignal:
 
 
 def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
-    decoded = request_to_rows(request)
+    decoded = request_to_rows(request, service.limits)  # raises LimitExceeded
     record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
     if decoded.rows and not service.ingest(decoded.rows, record):
         return Outcome(stored=False)
     if decoded.rejected:
         service.count("spans_rejected", decoded.rejected)
+        for reason, n in decoded.reasons.items():
+            service.metrics.spans_rejected.labels(reason=reason).inc(n)
     return Outcome(True, decoded.rejected, decoded.errors)
 
 
@@ -253,7 +255,11 @@ def otlp_app(service: Service) -> FastAPI:
         except (OtlpDecodeError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
             rejected.labels(reason="malformed").inc()
             return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
-        outcome = signal.accept(service, request, body, media)
+        try:
+            outcome = signal.accept(service, request, body, media)
+        except LimitExceeded as exc:
+            rejected.labels(reason=exc.reason).inc()
+            return _status(code_pb2.INVALID_ARGUMENT, str(exc), reply_media, 400)
         if not outcome.stored:
             return _status(
                 code_pb2.UNAVAILABLE,

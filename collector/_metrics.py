@@ -33,7 +33,8 @@ class ServiceMetrics:
         )
         self.spans_rejected = Counter(
             "agentwatch_collector_spans_rejected",
-            "Spans refused as invalid (partial_success rejected_spans).",
+            "Spans refused as invalid or over a limit (partial_success rejected_spans), by reason.",
+            ["reason"],
             registry=r,
         )
         self.spans_dropped = Counter(

@@ -132,13 +132,55 @@ def _hex_id(raw: bytes) -> str:
     return "" if text in (_ZERO_TRACE, _ZERO_SPAN) else text
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request and one span may carry; beyond it they are refused, with the reason.
+
+    Attributes:
+        max_spans_per_request: A larger request is refused whole (400): send smaller batches.
+        max_attributes_per_span: A span with more (its own or its resource's) is rejected.
+        max_attribute_value_length: A span with a longer attribute value is rejected.
+    """
+
+    max_spans_per_request: int = 10_000
+    max_attributes_per_span: int = 128
+    max_attribute_value_length: int = 16_384
+
+    def __post_init__(self) -> None:
+        for name in ("max_spans_per_request", "max_attributes_per_span"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_attribute_value_length < 1:
+            raise ValueError(
+                f"max_attribute_value_length must be >= 1, got {self.max_attribute_value_length}"
+            )
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class LimitExceeded(OtlpDecodeError):
+    """The request is over a configured limit; ``reason`` names which, for metrics."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(slots=True)
 class DecodedTraces:
-    """Rows for ``otel_traces`` (in ``TRACE_COLUMNS`` order) and what was rejected."""
+    """Rows for ``otel_traces`` (in ``TRACE_COLUMNS`` order) and what was rejected, by reason."""
 
     rows: list[list[Any]] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str, message: str) -> None:
+        self.rejected += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if len(self.errors) < 5:
+            self.errors.append(message)
 
 
 def decode_request(
@@ -210,21 +252,49 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
                     raise ValueError(f"{key} {value!r} is not hex") from exc
 
 
-def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:
-    """Map every valid span to a row; count the invalid ones (bad id lengths) as rejected."""
+def request_to_rows(
+    request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LIMITS
+) -> DecodedTraces:
+    """Map every valid span to a row; reject invalid ones (bad ids, over a limit) with reasons.
+
+    Raises:
+        LimitExceeded: The request holds more than ``limits.max_spans_per_request`` spans.
+    """
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    if total > limits.max_spans_per_request:
+        raise LimitExceeded(
+            f"request has {total} spans; the limit is {limits.max_spans_per_request}: "
+            "send smaller batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)",
+            "too_many_spans",
+        )
     out = DecodedTraces()
+    longest = limits.max_attribute_value_length
     for resource_spans in request.resource_spans:
         resource_attributes = attributes_to_map(resource_spans.resource.attributes)
         service_name = resource_attributes.get(semconv.SERVICE_NAME, "")
+        resource_problem = _map_problem(resource_attributes, limits, "resource")
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
                 problem = _span_problem(span)
                 if problem:
-                    out.rejected += 1
-                    if len(out.errors) < 5:
-                        out.errors.append(problem)
+                    out.reject("invalid_id", problem)
+                    continue
+                if resource_problem:
+                    out.reject(resource_problem[0], f"span {span.name!r}: {resource_problem[1]}")
+                    continue
+                if len(span.attributes) > limits.max_attributes_per_span:
+                    out.reject(
+                        "too_many_attributes",
+                        f"span {span.name!r} has {len(span.attributes)} attributes; the limit "
+                        f"is {limits.max_attributes_per_span}",
+                    )
+                    continue
+                span_attributes = attributes_to_map(span.attributes)
+                if span_attributes and max(map(len, span_attributes.values())) > longest:
+                    _, why = _map_problem(span_attributes, limits, "span") or ("", "")
+                    out.reject("value_too_long", f"span {span.name!r}: {why}")
                     continue
                 start = span.start_time_unix_nano
                 duration = max(0, span.end_time_unix_nano - start)
@@ -243,7 +313,7 @@ def request_to_rows(request: ExportTraceServiceRequest) -> DecodedTraces:
                         resource_attributes,
                         scope_name,
                         scope_version,
-                        attributes_to_map(span.attributes),
+                        span_attributes,
                         duration,
                         STATUS_CODES[status] if 0 <= status < len(STATUS_CODES) else "",
                         span.status.message,
@@ -274,6 +344,24 @@ def _links(links: Any) -> tuple[list[Any], ...]:
         [link.trace_state for link in links],
         [attributes_to_map(link.attributes) for link in links],
     )
+
+
+def _map_problem(attributes: dict[str, str], limits: Limits, where: str) -> tuple[str, str] | None:
+    """(reason, message) when a resource's or span's attributes break a limit, else None."""
+    if len(attributes) > limits.max_attributes_per_span:
+        return (
+            "too_many_attributes",
+            f"{where} has {len(attributes)} attributes; the limit is "
+            f"{limits.max_attributes_per_span}",
+        )
+    for key, value in attributes.items():
+        if len(value) > limits.max_attribute_value_length:
+            return (
+                "value_too_long",
+                f"{where} attribute {key!r} is {len(value)} characters; the limit is "
+                f"{limits.max_attribute_value_length}",
+            )
+    return None
 
 
 def _span_problem(span: Any) -> str:

@@ -8,6 +8,7 @@ watch anomalies and deliveries as they happen.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from ._drain import SpoolDrain
 from ._liveness import missed_heartbeat
 from ._metrics import ServiceMetrics
 from ._normalize import heartbeat_fields, to_event
-from ._otlp import decode_request, request_to_rows
+from ._otlp import DEFAULT_LIMITS, Limits, decode_request, request_to_rows
 from ._registry import AgentRegistry
 from ._response import Response
 from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
@@ -72,6 +73,11 @@ class Service:
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
         self.storage.migrate()
         self.metrics = ServiceMetrics()
+        self.limits = Limits(
+            max_spans_per_request=settings.max_spans_per_request,
+            max_attributes_per_span=settings.max_attributes_per_span,
+            max_attribute_value_length=settings.max_attribute_value_length,
+        )
         spool_dir = settings.data_dir / "spool"
         self.spool = Spool(
             spool_dir,
@@ -85,7 +91,7 @@ class Service:
             self.spool,
             TRACES_TABLE,
             TRACE_COLUMNS,
-            decode_record,
+            functools.partial(decode_record, limits=self.limits),  # replay rejects what ingest did
             self._span_stored,
             max_cached_rows=settings.max_pending_rows,
             on_insert=self.metrics.observe_insert(TRACES_TABLE),
@@ -409,16 +415,15 @@ PROTOBUF_RECORD = b"p"
 JSON_RECORD = b"j"
 
 
-def decode_record(payload: bytes) -> list[list[Any]]:
+def decode_record(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
     """A spool record (a one-byte format tag, then the request body) back to rows."""
     media = "application/json" if payload[:1] == JSON_RECORD else "application/x-protobuf"
-    return request_to_rows(decode_request(payload[1:], media)).rows
+    return request_to_rows(decode_request(payload[1:], media), limits).rows
 
 
 _COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
     "spans_received": lambda m: m.spans_received,
     "spans_accepted": lambda m: m.spans_accepted,
-    "spans_rejected": lambda m: m.spans_rejected,
     "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
     "detection_events_dropped": lambda m: m.detection_events_dropped,
 }

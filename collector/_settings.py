@@ -122,6 +122,9 @@ class ServiceSettings:
         heartbeat_misses: Missed heartbeat intervals that make an agent lost.
         detector_snapshot_path: Detector state restored from here at start and written here
             at shutdown, so baselines survive restarts; None keeps it in memory only.
+        max_spans_per_request: Larger requests are refused whole (400 / INVALID_ARGUMENT).
+        max_attributes_per_span: Spans with more attributes are rejected (partial success).
+        max_attribute_value_length: Spans with a longer attribute value are rejected.
     """
 
     data_dir: Path = Path("agentwatch-data")
@@ -148,6 +151,9 @@ class ServiceSettings:
     shadow: bool = False
     heartbeat_misses: float = 3.0
     detector_snapshot_path: Path | None = None
+    max_spans_per_request: int = 10_000
+    max_attributes_per_span: int = 128
+    max_attribute_value_length: int = 16_384
 
     def __post_init__(self) -> None:
         if not -1 <= self.otlp_grpc_port <= 65535:
@@ -191,6 +197,13 @@ class ServiceSettings:
                 )
         if self.ttl_days < 0:
             raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
+        for name in (
+            "max_spans_per_request",
+            "max_attributes_per_span",
+            "max_attribute_value_length",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.spool_max_bytes <= 0:
             raise ConfigError(f"spool_max_bytes must be > 0, got {self.spool_max_bytes}")
         if self.max_pending_rows <= 0:
@@ -229,6 +242,9 @@ class ServiceSettings:
             "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
             "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
+            "AGENTWATCH_MAX_SPANS_PER_REQUEST": ("max_spans_per_request", int),
+            "AGENTWATCH_MAX_ATTRIBUTES_PER_SPAN": ("max_attributes_per_span", int),
+            "AGENTWATCH_MAX_ATTRIBUTE_VALUE_LENGTH": ("max_attribute_value_length", int),
             "AGENTWATCH_INGEST_TOKEN": ("ingest_token", str),
             "AGENTWATCH_API_TOKEN": ("api_token", str),
             "AGENTWATCH_DETECTOR_SNAPSHOT_PATH": ("detector_snapshot_path", Path),

@@ -1,0 +1,99 @@
+"""Configurable limits: refused with the reason, counted by reason, neighbours kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from agentwatch.collector import RunningService
+from agentwatch.collector._grpc import TRACE_EXPORT
+from tests.support import local_settings
+
+pytestmark = pytest.mark.integration
+PROTOBUF = {"content-type": "application/x-protobuf"}
+
+
+@pytest.fixture
+def running(data_dir: Path) -> Iterator[RunningService]:
+    settings = local_settings(
+        data_dir, max_spans_per_request=3, max_attributes_per_span=2, max_attribute_value_length=10
+    )
+    with RunningService(settings) as service:
+        yield service
+
+
+def _request(spans: list[dict[str, str]], resource: dict[str, str] | None = None) -> bytes:
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    for key, value in (resource or {"service.name": "svc"}).items():
+        rs.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+    out = rs.scope_spans.add().spans
+    for i, attributes in enumerate(spans):
+        span = out.add(trace_id=b"\x01" * 16, span_id=bytes([i + 1]) * 8, name=f"s{i}")
+        for key, value in attributes.items():
+            span.attributes.add(key=key, value=AnyValue(string_value=value))
+    return request.SerializeToString()
+
+
+def _post(running: RunningService, body: bytes) -> httpx.Response:
+    return httpx.post(f"{running.otlp_endpoint}/v1/traces", content=body, headers=PROTOBUF)
+
+
+def _names(running: RunningService) -> list[str]:
+    assert running.service.flush(10)
+    return [
+        r[0]
+        for r in running.service.storage.query(
+            "SELECT SpanName FROM otel_traces ORDER BY SpanName"
+        )[1]
+    ]
+
+
+def test_too_many_spans_refuse_the_request_with_the_reason(running: RunningService) -> None:
+    response = _post(running, _request([{}] * 4))
+    assert response.status_code == 400
+    assert b"request has 4 spans; the limit is 3" in response.content
+    assert running.otlp_grpc_endpoint
+    with (
+        grpc.insecure_channel(running.otlp_grpc_endpoint) as channel,
+        pytest.raises(grpc.RpcError) as error,
+    ):
+        channel.unary_unary(TRACE_EXPORT)(_request([{}] * 4), timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    text = httpx.get(f"{running.api_url}/metrics").text
+    assert 'agentwatch_collector_requests_rejected_total{reason="too_many_spans"} 2.0' in text
+    assert _names(running) == []
+
+
+def test_spans_over_a_limit_are_rejected_and_their_neighbours_kept(running: RunningService) -> None:
+    body = _request([{"a": "1"}, {"a": "1", "b": "2", "c": "3"}, {"long": "x" * 11}])
+    response = _post(running, body)
+    assert response.status_code == 200
+    parsed = ExportTraceServiceResponse()
+    parsed.ParseFromString(response.content)
+    assert parsed.partial_success.rejected_spans == 2
+    assert "has 3 attributes; the limit is 2" in parsed.partial_success.error_message
+    assert "'long' is 11 characters; the limit is 10" in parsed.partial_success.error_message
+    assert _names(running) == ["s0"]
+    text = httpx.get(f"{running.api_url}/metrics").text
+    assert 'agentwatch_collector_spans_rejected_total{reason="too_many_attributes"} 1.0' in text
+    assert 'agentwatch_collector_spans_rejected_total{reason="value_too_long"} 1.0' in text
+
+
+def test_a_resource_over_a_limit_rejects_its_spans(running: RunningService) -> None:
+    body = _request([{}, {}], resource={"service.name": "s" * 11})
+    response = _post(running, body)
+    parsed = ExportTraceServiceResponse()
+    parsed.ParseFromString(response.content)
+    assert parsed.partial_success.rejected_spans == 2
+    assert "resource attribute 'service.name'" in parsed.partial_success.error_message
+    assert _names(running) == []
