@@ -142,9 +142,12 @@ class OtlpSignal:
 
 
 def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
-    decoded = request_to_rows(request, service.limits)  # raises LimitExceeded
+    if service.decoders is not None:  # rows and events made in a decoder process
+        decoded, observations = service.decoders.decode(body, media, service.limits)
+    else:
+        decoded, observations = request_to_rows(request, service.limits), None
     record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
-    if decoded.rows and not service.ingest(decoded.rows, record):
+    if decoded.rows and not service.ingest(decoded.rows, record, observations):
         return Outcome(stored=False)
     if decoded.rejected:
         service.count("spans_rejected", decoded.rejected)

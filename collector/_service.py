@@ -21,10 +21,10 @@ from typing import Any
 from agentwatch.alerts import Delivery, Incident, Transition
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
 
+from ._decode_pool import DecoderPool, Observation, observe_rows
 from ._drain import SpoolDrain
 from ._liveness import missed_heartbeat
 from ._metrics import ServiceMetrics
-from ._normalize import heartbeat_fields, to_event
 from ._otlp import DEFAULT_LIMITS, Limits, decode_request, request_to_rows
 from ._registry import AgentRegistry
 from ._response import Response
@@ -73,6 +73,7 @@ class Service:
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
         self.storage.migrate()
         self.metrics = ServiceMetrics()
+        self.decoders = DecoderPool(settings.decode_workers) if settings.decode_workers else None
         self.limits = Limits(
             max_spans_per_request=settings.max_spans_per_request,
             max_attributes_per_span=settings.max_attributes_per_span,
@@ -184,6 +185,8 @@ class Service:
             if not self._started:
                 self.spool.close()
                 self.signals.close()
+                if self.decoders is not None:
+                    self.decoders.shutdown()
                 self.storage.close()
                 return
             self._started = False
@@ -197,6 +200,8 @@ class Service:
             writer.shutdown(timeout_s)
         self.signals.shutdown(timeout_s)
         self.spool.close()
+        if self.decoders is not None:
+            self.decoders.shutdown()
         self.storage.close()
 
     def add_anomaly_listener(self, listener: AnomalyListener) -> None:
@@ -206,8 +211,14 @@ class Service:
         self._delivery_listeners.append(listener)
 
     # --- ingest ------------------------------------------------------------------------------
-    def ingest(self, rows: list[list[Any]], record: bytes) -> bool:
-        """Accept one request: its decoded rows and the spool record they came from.
+    def ingest(
+        self,
+        rows: list[list[Any]],
+        record: bytes,
+        observations: list[Observation] | None = None,
+    ) -> bool:
+        """Accept one request: its decoded rows and the spool record they came from (and their
+        events, when a decoder process made them already).
 
         Returns only after the record is durably in the spool (the acknowledgement); False,
         with nothing accepted, when the spool is at its disk budget.
@@ -223,15 +234,12 @@ class Service:
         self.span_writer.submit(seq, rows)
         self.count("spans_accepted", len(rows))
         events = []
-        for row in rows:
-            event = to_event(row)
-            heartbeat = event.kind is EventKind.HEARTBEAT
-            url, interval_s = heartbeat_fields(row) if heartbeat else ("", 0.0)
+        for event, url, interval_s in observations or observe_rows(rows):
             self.registry.observe(
                 event.agent,
                 event.service,
                 event.ts_ns,
-                heartbeat=heartbeat,
+                heartbeat=event.kind is EventKind.HEARTBEAT,
                 control_url=url,
                 interval_s=interval_s,
             )

@@ -122,6 +122,8 @@ class ServiceSettings:
         heartbeat_misses: Missed heartbeat intervals that make an agent lost.
         detector_snapshot_path: Detector state restored from here at start and written here
             at shutdown, so baselines survive restarts; None keeps it in memory only.
+        decode_workers: Processes that decode trace requests (0 decodes in the service process;
+            1 lets ingest use a second core).
         max_spans_per_request: Larger requests are refused whole (400 / INVALID_ARGUMENT).
         max_attributes_per_span: Spans with more attributes are rejected (partial success).
         max_attribute_value_length: Spans with a longer attribute value are rejected.
@@ -151,6 +153,7 @@ class ServiceSettings:
     shadow: bool = False
     heartbeat_misses: float = 3.0
     detector_snapshot_path: Path | None = None
+    decode_workers: int = 1
     max_spans_per_request: int = 10_000
     max_attributes_per_span: int = 128
     max_attribute_value_length: int = 16_384
@@ -197,6 +200,8 @@ class ServiceSettings:
                 )
         if self.ttl_days < 0:
             raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
+        if not 0 <= self.decode_workers <= 64:
+            raise ConfigError(f"decode_workers must be 0..64, got {self.decode_workers}")
         for name in (
             "max_spans_per_request",
             "max_attributes_per_span",
@@ -242,6 +247,7 @@ class ServiceSettings:
             "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
             "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
+            "AGENTWATCH_DECODE_WORKERS": ("decode_workers", int),
             "AGENTWATCH_MAX_SPANS_PER_REQUEST": ("max_spans_per_request", int),
             "AGENTWATCH_MAX_ATTRIBUTES_PER_SPAN": ("max_attributes_per_span", int),
             "AGENTWATCH_MAX_ATTRIBUTE_VALUE_LENGTH": ("max_attribute_value_length", int),

@@ -32,6 +32,7 @@ def running(data_dir: Path, webhook_secret: str, slack: WebhookInbox) -> Iterato
         webhook_secret=webhook_secret,
         slack_webhook_url=slack.url,
         breaker_policy={"loop": "warning"},  # a loop alone opens the breaker here
+        decode_workers=1,  # the production path: traces decoded in a worker process
     )
     with RunningService(settings) as service:
         yield service

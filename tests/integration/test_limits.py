@@ -97,3 +97,15 @@ def test_a_resource_over_a_limit_rejects_its_spans(running: RunningService) -> N
     assert parsed.partial_success.rejected_spans == 2
     assert "resource attribute 'service.name'" in parsed.partial_success.error_message
     assert _names(running) == []
+
+
+def test_a_decoder_process_gives_the_same_answers(data_dir: Path) -> None:
+    settings = local_settings(data_dir, decode_workers=1, max_spans_per_request=3)
+    with RunningService(settings) as running:
+        assert running.service.decoders is not None
+        too_many = _post(running, _request([{}] * 4))
+        assert too_many.status_code == 400
+        assert b"the limit is 3" in too_many.content
+        response = _post(running, _request([{"a": "1"}, {}]))
+        assert response.status_code == 200
+        assert _names(running) == ["s0", "s1"]
