@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._spool import Spool
-from ._storage import Storage, StorageError
+from ._storage import Storage
+from ._writer import insert_with_backoff
 
 logger = logging.getLogger(__name__)
 
@@ -188,28 +189,19 @@ class SpoolDrain:
                 self._cond.notify_all()
 
     def _insert(self, batch: list[Row]) -> bool:
-        backoff = self.retry_backoff_s
-        while True:
-            started = time.monotonic()
-            try:
-                # Transpose in C (zip) and insert by column: clickhouse-connect's row path
-                # costs a third more Python time per row.
-                self.storage.insert(
-                    self.table, list(zip(*batch, strict=True)), self.columns, column_oriented=True
-                )
-            except StorageError as exc:
-                if self.on_failure is not None:
-                    self.on_failure()
-                logger.warning(
-                    "insert of %d rows into %s failed, retrying in %.1fs: %s",
-                    len(batch), self.table, backoff, exc,
-                )  # fmt: skip
-                with self._cond:
-                    if self._stopping:
-                        return False
-                    self._cond.wait(backoff)
-                backoff = min(backoff * 2, self.max_retry_backoff_s)
-                continue
-            if self.on_insert is not None:
-                self.on_insert(len(batch), time.monotonic() - started)
-            return True
+        # Transpose in C (zip) and insert by column: clickhouse-connect's row path costs a third
+        # more Python time per row.
+        return insert_with_backoff(
+            self.storage,
+            self.table,
+            list(zip(*batch, strict=True)),
+            self.columns,
+            rows=len(batch),
+            cond=self._cond,
+            stopping=lambda: self._stopping,
+            backoff_s=self.retry_backoff_s,
+            max_backoff_s=self.max_retry_backoff_s,
+            on_insert=self.on_insert,
+            on_failure=self.on_failure,
+            column_oriented=True,
+        )

@@ -21,6 +21,50 @@ from ._storage import Storage, StorageError
 logger = logging.getLogger(__name__)
 
 
+def insert_with_backoff(
+    storage: Storage,
+    table: str,
+    data: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    *,
+    rows: int,
+    cond: threading.Condition,
+    stopping: Callable[[], bool],
+    backoff_s: float,
+    max_backoff_s: float,
+    on_insert: Callable[[int, float], None] | None = None,
+    on_failure: Callable[[], None] | None = None,
+    column_oriented: bool = False,
+) -> bool:
+    """Insert until ClickHouse takes it, waiting a doubling backoff between tries.
+
+    The waits are on ``cond``, so a shutdown wakes them; ``stopping`` (read under ``cond``)
+    ends the retries. Returns True once inserted, False when stopping came first (the caller
+    keeps the data). An outage of ClickHouse delays data; it never drops it.
+    """
+    backoff = backoff_s
+    while True:
+        started = time.monotonic()
+        try:
+            storage.insert(table, data, columns, column_oriented=column_oriented)
+        except StorageError as exc:
+            if on_failure is not None:
+                on_failure()
+            logger.warning(
+                "insert of %d rows into %s failed, retrying in %.1fs: %s",
+                rows, table, backoff, exc,
+            )  # fmt: skip
+            with cond:
+                if stopping():
+                    return False
+                cond.wait(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+            continue
+        if on_insert is not None:
+            on_insert(rows, time.monotonic() - started)
+        return True
+
+
 class TableWriter:
     """Batches rows for one table on a background thread.
 
@@ -134,36 +178,31 @@ class TableWriter:
             batch = self._take_batch()
             if not batch:
                 return
-            backoff = self.retry_backoff_s
-            while True:
-                started = time.monotonic()
-                try:
-                    self.storage.insert(self.table, batch, self.columns)
-                except StorageError as exc:
-                    self.failed_inserts += 1
-                    if self.on_failure is not None:
-                        self.on_failure()
-                    logger.warning(
-                        "insert of %d rows into %s failed, retrying in %.1fs: %s",
-                        len(batch),
-                        self.table,
-                        backoff,
-                        exc,
-                    )
-                    with self._cond:
-                        if self._stopping:
-                            # Shutting down with ClickHouse gone: put the rows back and leave.
-                            self._pending.extendleft(reversed(batch))
-                            self._in_flight = 0
-                            self._cond.notify_all()
-                            return
-                        self._cond.wait(backoff)
-                    backoff = min(backoff * 2, self.max_retry_backoff_s)
-                    continue
-                if self.on_insert is not None:
-                    self.on_insert(len(batch), time.monotonic() - started)
-                break
+            stored = insert_with_backoff(
+                self.storage,
+                self.table,
+                batch,
+                self.columns,
+                rows=len(batch),
+                cond=self._cond,
+                stopping=lambda: self._stopping,
+                backoff_s=self.retry_backoff_s,
+                max_backoff_s=self.max_retry_backoff_s,
+                on_insert=self.on_insert,
+                on_failure=self._failed,
+            )
             with self._cond:
+                if not stored:
+                    # Shutting down with ClickHouse gone: put the rows back and leave.
+                    self._pending.extendleft(reversed(batch))
+                    self._in_flight = 0
+                    self._cond.notify_all()
+                    return
                 self.inserted_rows += len(batch)
                 self._in_flight = 0
                 self._cond.notify_all()
+
+    def _failed(self) -> None:
+        self.failed_inserts += 1
+        if self.on_failure is not None:
+            self.on_failure()
