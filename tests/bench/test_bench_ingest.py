@@ -30,11 +30,18 @@ BATCH = 512
 
 
 def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
+    return _serve_with_env(data_dir, {})
+
+
+def _serve_with_env(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, str]:
+    """``agentwatch serve`` as its own process; returns it, its OTLP/HTTP and API URLs."""
     command = [
         sys.executable, "-m", "agentwatch.collector._cli", "serve", "--data-dir", str(data_dir),
         "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--api-port", "0",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
