@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import uvicorn
@@ -382,7 +383,9 @@ class HttpServers:
     before ``start``; ``start`` returns once every server accepts connections.
     """
 
-    def __init__(self, apps: dict[str, tuple[Any, str, int]]) -> None:
+    def __init__(
+        self, apps: dict[str, tuple[Any, str, int]], *, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self._servers: dict[str, tuple[uvicorn.Server, socket.socket]] = {}
         self.ports: dict[str, int] = {}
         for name, (app, host, port) in apps.items():
@@ -395,7 +398,14 @@ class HttpServers:
                 raise OSError(
                     f"cannot listen on {host}:{port} for {name}: {exc.strerror}; pick another port"
                 ) from exc
-            config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+            config = uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                ssl_certfile=str(tls[0]) if tls else None,
+                ssl_keyfile=str(tls[1]) if tls else None,
+            )
             self._servers[name] = (uvicorn.Server(config), sock)
             self.ports[name] = sock.getsockname()[1]
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)

@@ -34,7 +34,10 @@ class RunningService:
                 {
                     "otlp": (otlp_app(self.service), settings.host, settings.otlp_http_port),
                     "api": (api_app(self.service), settings.host, settings.api_port),
-                }
+                },
+                tls=(settings.tls_cert_file, settings.tls_key_file)
+                if settings.tls_cert_file and settings.tls_key_file
+                else None,
             )
             self.grpc = (
                 GrpcReceiver(self.service, settings.host, settings.otlp_grpc_port)
@@ -49,9 +52,10 @@ class RunningService:
         if self.grpc is not None:
             self.grpc.start()
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        self.otlp_endpoint = f"http://{host}:{self.http.ports['otlp']}"
+        scheme = "https" if settings.tls_cert_file else "http"
+        self.otlp_endpoint = f"{scheme}://{host}:{self.http.ports['otlp']}"
         self.otlp_grpc_endpoint = f"{host}:{self.grpc.port}" if self.grpc else None
-        self.api_url = f"http://{host}:{self.http.ports['api']}"
+        self.api_url = f"{scheme}://{host}:{self.http.ports['api']}"
 
     def stop(self) -> None:
         """Stop accepting, then drain detection, deliveries and writes."""

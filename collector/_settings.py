@@ -63,7 +63,8 @@ def load_config(path: Path) -> dict[str, Any]:
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{path}: remediation.{sub_key}: {exc}") from exc
         elif key in known:
-            values[key] = Path(value) if key in ("data_dir", "detector_snapshot_path") else value
+            paths = ("data_dir", "detector_snapshot_path", "tls_cert_file", "tls_key_file")
+            values[key] = Path(value) if key in paths else value
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}")
     return values
@@ -122,6 +123,9 @@ class ServiceSettings:
         heartbeat_misses: Missed heartbeat intervals that make an agent lost.
         detector_snapshot_path: Detector state restored from here at start and written here
             at shutdown, so baselines survive restarts; None keeps it in memory only.
+        tls_cert_file: PEM certificate chain: with ``tls_key_file``, OTLP (HTTP and gRPC) and the
+            API are served over TLS only.
+        tls_key_file: PEM private key of ``tls_cert_file``.
         decode_workers: Processes that decode trace requests (0 decodes in the service process;
             1 lets ingest use a second core).
         max_spans_per_request: Larger requests are refused whole (400 / INVALID_ARGUMENT).
@@ -153,6 +157,8 @@ class ServiceSettings:
     shadow: bool = False
     heartbeat_misses: float = 3.0
     detector_snapshot_path: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     decode_workers: int = 1
     max_spans_per_request: int = 10_000
     max_attributes_per_span: int = 128
@@ -200,6 +206,14 @@ class ServiceSettings:
                 )
         if self.ttl_days < 0:
             raise ConfigError(f"ttl_days must be >= 0, got {self.ttl_days}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(
+                "TLS needs both AGENTWATCH_TLS_CERT_FILE and AGENTWATCH_TLS_KEY_FILE, or neither"
+            )
+        for name in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{name} {path} is not a readable file")
         if not 0 <= self.decode_workers <= 64:
             raise ConfigError(f"decode_workers must be 0..64, got {self.decode_workers}")
         for name in (
@@ -248,6 +262,8 @@ class ServiceSettings:
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
             "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
             "AGENTWATCH_DECODE_WORKERS": ("decode_workers", int),
+            "AGENTWATCH_TLS_CERT_FILE": ("tls_cert_file", Path),
+            "AGENTWATCH_TLS_KEY_FILE": ("tls_key_file", Path),
             "AGENTWATCH_MAX_SPANS_PER_REQUEST": ("max_spans_per_request", int),
             "AGENTWATCH_MAX_ATTRIBUTES_PER_SPAN": ("max_attributes_per_span", int),
             "AGENTWATCH_MAX_ATTRIBUTE_VALUE_LENGTH": ("max_attribute_value_length", int),
