@@ -13,6 +13,8 @@ uniquely, so the command it causes gets a stable webhook-id even when replayed a
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,8 @@ from agentwatch.sdk.semconv import (
 )
 
 from ._persist import read_json, write_json_atomic
+
+_COMPACT_EVERY: Final = 1000  # journal lines folded into the snapshot file at a time
 
 BREAKER_METRICS_ONLY: Final = "metrics_only"
 NS = 1_000_000_000
@@ -113,8 +117,9 @@ class AgentBreakers:
         self.before_commit = before_commit
         self.on_transition = on_transition
         self._lock = threading.RLock()
-        raw = read_json(path, []) if path is not None else []
-        self._agents: dict[str, BreakerStatus] = {s["agent"]: BreakerStatus(**s) for s in raw}
+        self._journal = path.with_name(path.name + ".journal") if path is not None else Path()
+        self._journal_lines = 0
+        self._agents: dict[str, BreakerStatus] = self._load(path) if path is not None else {}
 
     def _get(self, agent: str) -> BreakerStatus:
         found = self._agents.get(agent)
@@ -172,7 +177,7 @@ class AgentBreakers:
         self._agents[current.agent] = BreakerStatus(
             current.agent, "", to, now, 0, reason, anomaly_id, t.version, shadow_now
         )
-        self._save()
+        self._save(current.agent)
         return t
 
     def _report(self, t: Transition | None) -> Transition | None:
@@ -219,7 +224,7 @@ class AgentBreakers:
                 return None
             if current.probes + 1 < self.probe_actions:
                 self._agents[agent] = replace(current, probes=current.probes + 1)
-                self._save()
+                self._save(agent)
                 return None
             reason = f"{self.probe_actions} normal probe actions"
             t = self._move(current, BREAKER_CLOSED, reason, current.anomaly_id, now)
@@ -249,11 +254,39 @@ class AgentBreakers:
         """Turn shadow mode on or off for one agent (its machine state is kept)."""
         with self._lock:
             self._agents[agent] = replace(self._get(agent), shadow=on)
-            self._save()
+            self._save(agent)
 
-    def _save(self) -> None:
-        if self._path is not None:
+    def _save(self, agent: str) -> None:
+        """Append the agent's new status to the journal (one fsync, whatever the fleet size);
+        every ``_COMPACT_EVERY`` lines, fold the journal into the snapshot file."""
+        if self._path is None:
+            return
+        line = json.dumps(asdict(self._agents[agent]), separators=(",", ":"), sort_keys=True)
+        with open(self._journal, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._journal_lines += 1
+        if self._journal_lines >= _COMPACT_EVERY:
+            # Snapshot first, then truncate: a crash between replays lines whose last state per
+            # agent is the snapshot's, so the result is the same.
             write_json_atomic(self._path, [asdict(s) for s in self._agents.values()])
+            with open(self._journal, "w", encoding="utf-8") as f:
+                f.flush()
+                os.fsync(f.fileno())
+            self._journal_lines = 0
+
+    def _load(self, path: Path) -> dict[str, BreakerStatus]:
+        agents = {s["agent"]: BreakerStatus(**s) for s in read_json(path, [])}
+        if self._journal.exists():
+            for line in self._journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    status = BreakerStatus(**json.loads(line))
+                except (ValueError, TypeError):  # a torn last line from a crash mid-write
+                    continue
+                agents[status.agent] = status
+                self._journal_lines += 1
+        return agents
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every agent's breaker as API JSON."""
