@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from agentwatch.sdk.semconv import (
     BREAKER_FORCED_OPEN,
@@ -71,7 +72,8 @@ class Remediator:
             ``before_commit``. By default an in-memory one.
         outbox: When given, control commands are stored there and sent by it (durable).
         checkpoints: Where rollback and failover find checkpoints; None disables both.
-        on_incident: Called when an incident opens or closes (healthy again: RTO known).
+        on_incident: Called when an incident opens, learns its checkpoint or standby, and
+            closes (healthy again: RTO known).
     """
 
     def __init__(
@@ -200,7 +202,7 @@ class Remediator:
         incident = self._open_incident(
             anomaly.agent, CONTROL_TYPE_ROLLBACK, anomaly.id, self._clock()
         )
-        self.incidents.update(
+        self._update_incident(
             incident.agent,
             checkpoint_id=checkpoint.checkpoint_id,
             checkpoint_step=checkpoint.step,
@@ -284,7 +286,7 @@ class Remediator:
         if open_ is not None and open_.standby:
             return None
         incident = self._open_incident(agent, CONTROL_TYPE_FAILOVER, "", now)
-        self.incidents.update(
+        self._update_incident(
             agent,
             standby=standby[0],
             checkpoint_id=checkpoint.checkpoint_id,
@@ -323,6 +325,11 @@ class Remediator:
         if incident is fresh and self._on_incident is not None:
             self._on_incident(incident)
         return incident
+
+    def _update_incident(self, agent: str, **changes: Any) -> None:
+        updated = self.incidents.update(agent, **changes)
+        if updated is not None and self._on_incident is not None:
+            self._on_incident(updated)  # the checkpoint and standby are known now
 
     def _close_incident(self, agent: str, now: int) -> None:
         done = self.incidents.close(agent, now)

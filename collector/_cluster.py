@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from ._schema import (
     ANOMALIES_TABLE,
     FULL_TEXT_SEARCH_VERSION,
+    INCIDENTS_TABLE,
     MIGRATIONS,
     MIGRATIONS_TABLE,
     REMEDIATIONS_TABLE,
@@ -60,6 +61,7 @@ SHARDING_KEYS: dict[str, str] = {
     TRACES_TABLE + "_trace_id_ts": "cityHash64(TraceId)",
     ANOMALIES_TABLE: "cityHash64(Agent)",
     REMEDIATIONS_TABLE: "cityHash64(Agent)",
+    INCIDENTS_TABLE: "cityHash64(Agent)",
     MIGRATIONS_TABLE: "Version",
     **SIGNAL_SHARDING_KEYS,
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 TRACES_TABLE = "otel_traces"
 ANOMALIES_TABLE = "agentwatch_anomalies"
 REMEDIATIONS_TABLE = "agentwatch_remediations"
+INCIDENTS_TABLE = "agentwatch_incidents"
 MIGRATIONS_TABLE = "agentwatch_schema_migrations"
 
 # ClickHouse 26.2 introduced `TYPE text(...)` indexes; the exporter switches to them there.
@@ -225,6 +226,31 @@ def _signal_tables(options: SchemaOptions) -> Sequence[str]:
     return signal_tables_ddl(options)
 
 
+def incidents_table_ddl(options: SchemaOptions) -> str:
+    """agentwatch's incidents: written when one opens and again when it closes (RTO known)."""
+    table = f"{_ident(options.database)}.{_ident(INCIDENTS_TABLE)}"
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+    Id String CODEC(ZSTD(1)),
+    Agent LowCardinality(String) CODEC(ZSTD(1)),
+    Kind LowCardinality(String) CODEC(ZSTD(1)),
+    AnomalyId String CODEC(ZSTD(1)),
+    DetectedAt DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    HealthyAt DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    CheckpointId String CODEC(ZSTD(1)),
+    CheckpointStep Int64 CODEC(ZSTD(1)),
+    FailedStep Int64 CODEC(ZSTD(1)),
+    Standby LowCardinality(String) CODEC(ZSTD(1)),
+    RtoSeconds Float64 CODEC(ZSTD(1)),
+    RpoSteps Int64 CODEC(ZSTD(1)),
+    UpdatedAt DateTime64(9) CODEC(Delta(8), ZSTD(1))
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toDate(DetectedAt)
+ORDER BY (Agent, Id)
+{_ttl(options, "toDateTime(DetectedAt)")}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema version: statements that are each safe to run again."""
@@ -246,6 +272,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         lambda o: (anomalies_table_ddl(o), remediations_table_ddl(o)),
     ),
     Migration(3, "OpenTelemetry Collector exporter log and metric tables", _signal_tables),
+    Migration(4, "agentwatch incidents with RTO and RPO", lambda o: (incidents_table_ddl(o),)),
 )
 
 

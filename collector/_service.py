@@ -28,7 +28,13 @@ from ._metrics import ServiceMetrics
 from ._otlp import DEFAULT_LIMITS, Limits, decode_request, request_to_rows
 from ._registry import AgentRegistry
 from ._response import Response
-from ._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS, TRACES_TABLE
+from ._schema import (
+    ANOMALIES_TABLE,
+    INCIDENTS_TABLE,
+    REMEDIATIONS_TABLE,
+    TRACE_COLUMNS,
+    TRACES_TABLE,
+)
 from ._settings import ServiceSettings
 from ._signals import SignalStore
 from ._spool import Spool, SpoolFull
@@ -40,6 +46,10 @@ logger = logging.getLogger(__name__)
 ANOMALY_COLUMNS = (
     "Id", "Agent", "Service", "Detector", "Score", "Threshold", "Severity",
     "OnsetAt", "DetectedAt", "Summary", "Evidence", "TraceId", "SpanId",
+)  # fmt: skip
+INCIDENT_COLUMNS = (
+    "Id", "Agent", "Kind", "AnomalyId", "DetectedAt", "HealthyAt", "CheckpointId",
+    "CheckpointStep", "FailedStep", "Standby", "RtoSeconds", "RpoSteps", "UpdatedAt",
 )  # fmt: skip
 REMEDIATION_COLUMNS = (
     "Timestamp", "Agent", "Kind", "Action", "AnomalyId", "WebhookId",
@@ -115,6 +125,15 @@ class Service:
         self.remediation_writer = self._writer(
             REMEDIATIONS_TABLE, REMEDIATION_COLUMNS, flush_interval_s=0.05
         )
+        self.incident_writer = self._writer(
+            INCIDENTS_TABLE, INCIDENT_COLUMNS, flush_interval_s=0.05
+        )
+        self._writers: tuple[SpoolDrain | TableWriter, ...] = (
+            self.span_writer,
+            self.anomaly_writer,
+            self.remediation_writer,
+            self.incident_writer,
+        )
         self.metrics.queue_depth.set_function(lambda: self.span_writer.pending_rows)
         self.registry = AgentRegistry()
         self.pipeline = DetectorPipeline(clock=clock)
@@ -172,7 +191,7 @@ class Service:
             if self._started:
                 return
             self._started = True
-        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+        for writer in self._writers:
             writer.start()
         self.signals.start()
         self._detector.start()
@@ -196,7 +215,7 @@ class Service:
         self._detector.join(timeout_s)
         self._write_snapshot()
         self.response.shutdown(timeout_s)
-        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+        for writer in self._writers:
             writer.shutdown(timeout_s)
         self.signals.shutdown(timeout_s)
         self.spool.close()
@@ -361,7 +380,16 @@ class Service:
         )
 
     def _on_incident(self, incident: Incident) -> None:
-        logger.info("incident for agent %s: %s", incident.agent, incident)
+        """Store the incident when it opens and again when it closes (RTO and RPO known)."""
+        rto, rpo = incident.rto_s, incident.rpo_steps
+        self.incident_writer.submit(
+            [[
+                incident.id, incident.agent, incident.kind, incident.anomaly_id,
+                incident.detected_ns, incident.healthy_ns, incident.checkpoint_id,
+                incident.checkpoint_step, incident.failed_step, incident.standby,
+                -1.0 if rto is None else rto, -1 if rpo is None else rpo, self.clock(),
+            ]]
+        )  # fmt: skip
 
     def _maintain(self) -> None:
         """Once a second: breaker timers, alert group flushes, missed heartbeats."""
@@ -390,7 +418,7 @@ class Service:
         while self._events.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
         ok = self.response.flush(max(0.0, deadline - time.monotonic()))
-        for writer in (self.span_writer, self.anomaly_writer, self.remediation_writer):
+        for writer in self._writers:
             ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
         return self.signals.force_flush(max(0.0, deadline - time.monotonic())) and ok
 

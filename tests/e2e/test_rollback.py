@@ -62,3 +62,10 @@ def test_rollback_picks_the_checkpoint_before_onset_and_runs_once(
         agent.poll_control()  # the pull path brings the same rollback: not run again
         assert agent.join_remediations(10)
         assert restored == ["ck-2"]
+
+        # The incident is stored with its recovery point: steps since the checkpoint used.
+        _, incidents = running.service.storage.query(
+            "SELECT Kind, CheckpointId, CheckpointStep FROM agentwatch_incidents FINAL"
+            " WHERE Agent = 'coder-1'"
+        )
+        assert ("rollback", "ck-2", 2) in incidents

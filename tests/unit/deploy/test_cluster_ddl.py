@@ -176,7 +176,7 @@ class FakeCluster:
 def test_apply_on_a_cluster_records_versions_and_is_idempotent() -> None:
     fake = FakeCluster()
     options = SchemaOptions(full_text_search=False)
-    assert apply_cluster_migrations(fake, options, CLUSTER) == [1, 2, 3]
+    assert apply_cluster_migrations(fake, options, CLUSTER) == [1, 2, 3, 4]
     ddl = [c for c in fake.commands if not c.startswith("INSERT")]
     assert ddl == cluster_statements(options, CLUSTER)
     fake.commands.clear()
