@@ -386,6 +386,25 @@ class Outbox:
             rows = self._db.execute(query + " ORDER BY seq", params).fetchall()
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def prune(self, retention_s: float = 7 * 24 * 3600.0) -> int:
+        """Delete delivered and failed messages finished more than ``retention_s`` ago.
+
+        Pending messages are never pruned. Keep the retention well above ``max_age_s`` and any
+        restart or replay window: a stored webhook-id is what makes a replayed decision a
+        duplicate. Returns the number of rows deleted.
+        """
+        if retention_s < self.max_age_s:
+            raise ValueError(
+                f"retention_s must be >= max_age_s ({self.max_age_s}), got {retention_s}"
+            )
+        cutoff = self._clock() - retention_s
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND finished_s < ?", (cutoff,)
+            )
+            self._db.commit()
+        return int(cursor.rowcount)
+
     def breaker_open(self, destination: str) -> bool:
         """True while ``destination``'s breaker holds its messages back."""
         with self._lock:

@@ -127,6 +127,7 @@ class Response:
         )
         self._on_transition = on_transition
         self._not_closed: set[str] = set()
+        self._ticks = 0
         self._lock = threading.Lock()
         self.dispatcher = Dispatcher()
         self.remediator = Remediator(
@@ -184,10 +185,15 @@ class Response:
         self.remediator.record_normal_action(agent)
 
     def tick(self) -> None:
-        """Timers: OPEN -> HALF_OPEN after the wait, alert group flushes."""
+        """Timers: OPEN -> HALF_OPEN after the wait, alert group flushes, outbox retention."""
         self.remediator.tick()
         if self.alerts is not None:
             self.alerts.tick()
+        self._ticks += 1
+        if self.outbox is not None and self._ticks % 3600 == 0:  # about hourly
+            pruned = self.outbox.prune()
+            if pruned:
+                logger.info("outbox: pruned %d finished messages", pruned)
 
     def control_state(self, agent: str) -> dict[str, Any]:
         status = self.breakers.status(agent)

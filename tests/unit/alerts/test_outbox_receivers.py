@@ -204,3 +204,20 @@ def test_slack_group_stays_within_limits() -> None:
     assert len(payload["blocks"]) <= 50
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in payload["blocks"])
     assert msg.min_interval_s == 1.0
+
+
+def test_prune_forgets_only_old_finished_messages(
+    tmp_path: Path, clock: FakeClock, receiver: LoopbackReceiver
+) -> None:
+    box = outbox(clock, tmp_path, max_age_s=60.0)
+    assert box.enqueue(message(receiver.url, 1))
+    box.drain()  # delivered
+    receiver.respond((503, {}))
+    assert box.enqueue(message(receiver.url, 2, destination="hook/1"))
+    box.drain()  # still pending: retried later
+    clock.now += 3600
+    assert box.prune(retention_s=1800) == 1  # the delivered one, finished an hour ago
+    assert [m["state"] for m in box.messages()] == ["pending"]
+    assert box.enqueue(message(receiver.url, 1))  # its id is forgotten: accepted again
+    with pytest.raises(ValueError, match="max_age_s"):
+        box.prune(retention_s=10)
