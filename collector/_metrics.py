@@ -43,6 +43,19 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        # Logs and metrics: one counter per item kind, labelled by outcome.
+        self.log_records = Counter(
+            "agentwatch_collector_log_records",
+            "OTLP log records by outcome (received, accepted, rejected, refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.data_points = Counter(
+            "agentwatch_collector_data_points",
+            "OTLP metric data points by outcome (received, accepted, rejected, refused).",
+            ["outcome"],
+            registry=r,
+        )
         self.requests_rejected = Counter(
             "agentwatch_collector_requests_rejected",
             "Requests refused whole, by reason.",

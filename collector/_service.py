@@ -457,11 +457,20 @@ def decode_record(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> list[list[
     return request_to_rows(decode_request(payload[1:], media), limits).rows
 
 
+def _signal_counter(kind: str, outcome: str) -> Callable[[ServiceMetrics], Any]:
+    return lambda m: getattr(m, kind).labels(outcome=outcome)
+
+
 _COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
     "spans_received": lambda m: m.spans_received,
     "spans_accepted": lambda m: m.spans_accepted,
     "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
     "detection_events_dropped": lambda m: m.detection_events_dropped,
+    **{
+        f"{kind}_{outcome}": _signal_counter(kind, outcome)
+        for kind in SIGNAL_KINDS
+        for outcome in ("received", "accepted", "rejected", "refused")
+    },
 }
 
 

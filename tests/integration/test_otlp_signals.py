@@ -256,6 +256,11 @@ def test_json_gzip_logs_and_metrics_answer_partial_success(running: RunningServi
     ) == [("rpc_latency", 4, 2.0, [0.99], [1.5], 1700000000)]
     bad = "SELECT count() FROM otel_metrics_histogram WHERE MetricName = 'bad_histogram'"
     assert _rows(running, bad) == [(0,)]
+    # Every outcome is counted in Prometheus too.
+    text = httpx.get(f"{running.api_url}/metrics").text
+    assert 'agentwatch_collector_log_records_total{outcome="rejected"} 1.0' in text
+    assert 'agentwatch_collector_log_records_total{outcome="accepted"} 1.0' in text
+    assert 'agentwatch_collector_data_points_total{outcome="rejected"} 1.0' in text
 
 
 def test_undecodable_logs_get_400_and_grpc_invalid_argument(running: RunningService) -> None:
