@@ -21,6 +21,8 @@ from agentwatch.detectors._nab import PROFILES, FileLabels, label_rows, score_co
 from agentwatch.detectors._sequence import precision_recall_f1
 from agentwatch.detectors._sessions import synthetic_sessions
 
+from ._history import add_history_arguments, run_history
+
 __all__ = ["add_backtest_arguments", "run_backtest"]
 
 _NAB_EPILOG = """\
@@ -56,6 +58,7 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", type=Path, required=True, help="combined_windows.json: file -> [[start, end]]"
     )
     nab.add_argument("--out", type=Path, required=True, help="results CSVs are written here")
+    add_history_arguments(datasets)
     seq = datasets.add_parser(
         "sequences",
         help="score the transition model on sessions of event keys",
@@ -82,6 +85,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
 def run_backtest(args: argparse.Namespace) -> int:
     """Runs the chosen backtest; returns the exit status (0 ok, 2 bad input)."""
     try:
+        if args.dataset == "history":
+            return run_history(args)
         if args.dataset == "nab":
             return _run_nab(args.data, args.labels, args.out, sys.stdout, sys.stderr)
         return _run_sequences(args, sys.stdout)
