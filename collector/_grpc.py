@@ -17,8 +17,17 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from ._http import LOGS, METRICS, PROTOBUF, RETRY_AFTER_S, TRACES, OtlpSignal, bearer_ok
-from ._otlp import LimitExceeded, OtlpDecodeError, decode_request
+from ._http import (
+    LOGS,
+    METRICS,
+    PROTOBUF,
+    RETRY_AFTER_S,
+    TRACES,
+    OtlpSignal,
+    bearer_ok,
+    parse_here,
+)
+from ._otlp import LimitExceeded, OtlpDecodeError
 from ._service import Service
 
 logger = logging.getLogger(__name__)
@@ -117,7 +126,7 @@ class GrpcReceiver:
             metrics.requests_rejected.labels(reason="unauthenticated").inc()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            request = decode_request(body, PROTOBUF, signal.request)
+            request = parse_here(self.service, signal, body, PROTOBUF)
         except OtlpDecodeError as exc:
             metrics.requests_rejected.labels(reason="malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -142,6 +142,14 @@ class OtlpSignal:
         return response
 
 
+def parse_here(service: Service, signal: OtlpSignal, body: bytes, media: str) -> Any:
+    """The parsed request, or None for traces when a decoder process parses them anyway (its
+    verdict on a bad body comes back as a 400 with the same reason)."""
+    if signal is TRACES and service.decoders is not None:
+        return None
+    return decode_request(body, media, signal.request)
+
+
 def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
     if service.decoders is not None:  # rows and events made in a decoder process
         decoded, observations = service.decoders.decode(body, media, service.limits)
@@ -247,7 +255,7 @@ def otlp_app(service: Service) -> FastAPI:
             )
         try:
             body = _decompress(raw, headers.get("content-encoding", "").lower(), limit)
-            request = decode_request(body, media, signal.request)
+            request = parse_here(service, signal, body, media)
         except _TooLarge:
             rejected.labels(reason="too_large").inc()
             return _status(

@@ -109,3 +109,19 @@ def test_a_decoder_process_gives_the_same_answers(data_dir: Path) -> None:
         response = _post(running, _request([{"a": "1"}, {}]))
         assert response.status_code == 200
         assert _names(running) == ["s0", "s1"]
+
+
+def test_a_decoder_process_refuses_garbage_with_the_reason(data_dir: Path) -> None:
+    with RunningService(local_settings(data_dir, decode_workers=1)) as running:
+        response = _post(running, b"\xff\xff\xff not protobuf")
+        assert response.status_code == 400
+        assert b"not an OTLP protobuf" in response.content
+        assert running.otlp_grpc_endpoint
+        with (
+            grpc.insecure_channel(running.otlp_grpc_endpoint) as channel,
+            pytest.raises(grpc.RpcError) as error,
+        ):
+            channel.unary_unary(TRACE_EXPORT)(b"\xff\xff\xff", timeout=10)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        text = httpx.get(f"{running.api_url}/metrics").text
+        assert 'agentwatch_collector_requests_rejected_total{reason="malformed"} 2.0' in text
