@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ from agentwatch.sdk.semconv import (
 )
 from agentwatch.sdk.webhooks import decode_secret
 
-from ._delivery import Clock, Delivery, RetryPolicy, Rng, Sleep, post_with_retry
+from ._delivery import Clock, Delivery, RetryingPoster, RetryPolicy, Rng, Sleep
 from ._signing import new_webhook_id, signed_headers
 
 CONTROL_TYPES = frozenset({CONTROL_TYPE_BREAKER, CONTROL_TYPE_ROLLBACK, CONTROL_TYPE_FAILOVER})
@@ -101,7 +99,7 @@ class ControlSender(Protocol):
     def send(self, url: str, command: ControlCommand, /) -> Delivery: ...
 
 
-class ControlWebhookClient:
+class ControlWebhookClient(RetryingPoster):
     """Sends control commands as Standard Webhooks-signed POSTs, retrying within a deadline.
 
     Thread-safe: one instance serves all worker threads. ``send`` blocks for up to
@@ -130,14 +128,8 @@ class ControlWebhookClient:
         rng: Rng | None = None,
     ) -> None:
         decode_secret(secret)  # fail at construction, not on the first anomaly
+        super().__init__(client=client, policy=policy, sleep=sleep, clock=clock, rng=rng)
         self._secret = secret
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client()
-        self.policy = policy if policy is not None else RetryPolicy()
-        self._shutdown = threading.Event()
-        self._sleep: Sleep = sleep if sleep is not None else self._shutdown.wait
-        self._clock = clock
-        self._rng: Rng = rng if rng is not None else random.Random()
 
     def __repr__(self) -> str:  # keeps the secret out of logs and tracebacks
         return f"{type(self).__name__}(policy={self.policy!r})"
@@ -153,26 +145,4 @@ class ControlWebhookClient:
         def headers() -> dict[str, str]:
             return signed_headers(self._secret, msg_id, body, timestamp=int(self._clock()))
 
-        return post_with_retry(
-            self._client,
-            url,
-            body,
-            headers,
-            target="control",
-            webhook_id=msg_id,
-            policy=self.policy,
-            sleep=self._sleep,
-            clock=self._clock,
-            rng=self._rng,
-            shutdown=self._shutdown,
-        )
-
-    def shutdown(self) -> None:
-        """Stop retrying in-flight sends. Idempotent, non-blocking."""
-        self._shutdown.set()
-
-    def close(self) -> None:
-        """Shut down and close the HTTP client if this instance made it. Idempotent."""
-        self.shutdown()
-        if self._owns_client:
-            self._client.close()
+        return self.post(url, body, headers, target="control", webhook_id=msg_id)

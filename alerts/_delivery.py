@@ -11,7 +11,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -233,3 +235,63 @@ def post_with_retry(
         sleep(wait)
         if shutdown.is_set():
             return result(False, f"{error}; shutting down")
+
+
+class RetryingPoster:
+    """What every outbound sender shares: an HTTP client (closed by :meth:`close` when made
+    here), a retry policy, a shutdown event that also cuts backoff waits short, and injectable
+    sleep, clock and jitter for tests.
+
+    Thread-safe. :meth:`post` blocks until delivered, refused or out of time; never raises.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock = time.time,
+        rng: Rng | None = None,
+    ) -> None:
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client()
+        self.policy = policy if policy is not None else RetryPolicy()
+        self._shutdown = threading.Event()
+        self._sleep: Sleep = sleep if sleep is not None else self._shutdown.wait
+        self._clock = clock
+        self._rng: Rng = rng if rng is not None else random.Random()
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: HeadersFactory,
+        *,
+        target: str,
+        webhook_id: str,
+    ) -> Delivery:
+        """``post_with_retry`` with this sender's client, policy, clock and shutdown."""
+        return post_with_retry(
+            self._client,
+            url,
+            body,
+            headers,
+            target=target,
+            webhook_id=webhook_id,
+            policy=self.policy,
+            sleep=self._sleep,
+            clock=self._clock,
+            rng=self._rng,
+            shutdown=self._shutdown,
+        )
+
+    def shutdown(self) -> None:
+        """Stop retrying in-flight sends. Idempotent, non-blocking."""
+        self._shutdown.set()
+
+    def close(self) -> None:
+        """Shut down and close the HTTP client if this instance made it. Idempotent."""
+        self.shutdown()
+        if self._owns_client:
+            self._client.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import httpx
 
 from ._anomaly import AnomalyLike, summary_of
 from ._control import rfc3339
-from ._delivery import Clock, Delivery, RetryPolicy, Rng, Sleep, post_with_retry
+from ._delivery import Clock, Delivery, RetryingPoster, RetryPolicy, Rng, Sleep
 from ._signing import new_webhook_id
 
 # Slack's documented Block Kit limits.
@@ -169,7 +168,7 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     return {"text": truncate(fallback, MAX_FALLBACK_CHARS), "blocks": blocks[:MAX_BLOCKS]}
 
 
-class SlackReceiver:
+class SlackReceiver(RetryingPoster):
     """Posts notifications to one Slack incoming webhook, at most one message per second.
 
     Thread-safe: concurrent ``send`` calls are serialised, since Slack allows one message per second
@@ -203,14 +202,8 @@ class SlackReceiver:
             raise ValueError("url must be non-empty")
         if not min_interval_s >= 0:
             raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s!r}")
+        super().__init__(client=client, policy=policy, sleep=sleep, clock=clock, rng=rng)
         self._url = url
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client()
-        self.policy = policy if policy is not None else RetryPolicy()
-        self._shutdown = threading.Event()
-        self._sleep: Sleep = sleep if sleep is not None else self._shutdown.wait
-        self._clock = clock
-        self._rng: Rng = rng if rng is not None else random.Random()
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
         self._next_send_s = float("-inf")
@@ -227,28 +220,12 @@ class SlackReceiver:
             if wait > 0:
                 self._sleep(wait)
             try:
-                return post_with_retry(
-                    self._client,
+                return self.post(
                     self._url,
                     body,
                     lambda: {"content-type": "application/json"},
                     target="slack",
                     webhook_id=msg_id,
-                    policy=self.policy,
-                    sleep=self._sleep,
-                    clock=self._clock,
-                    rng=self._rng,
-                    shutdown=self._shutdown,
                 )
             finally:
                 self._next_send_s = self._clock() + self.min_interval_s
-
-    def shutdown(self) -> None:
-        """Stop retrying in-flight sends. Idempotent, non-blocking."""
-        self._shutdown.set()
-
-    def close(self) -> None:
-        """Shut down and close the HTTP client if this instance made it. Idempotent."""
-        self.shutdown()
-        if self._owns_client:
-            self._client.close()
