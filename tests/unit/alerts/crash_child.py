@@ -6,8 +6,8 @@ so the outbox holds all six when the process dies.
 
 from __future__ import annotations
 
+import signal
 import sys
-import time
 from pathlib import Path
 
 from agentwatch.alerts import (
@@ -64,7 +64,7 @@ def main() -> None:
     decide(manager, remediator, clock, control_url)
     outbox.drain()  # every receiver is down: all six stay pending
     print("ready", outbox.pending(), flush=True)
-    time.sleep(600)
+    signal.pause()  # until the parent's SIGKILL
 
 
 if __name__ == "__main__":
