@@ -7,7 +7,8 @@ import logging
 import math
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from agentwatch.sdk import semconv
 
@@ -169,46 +170,42 @@ def _append_traces_path(base: str) -> str:
     return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
 
 
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+N = TypeVar("N", int, float)
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    convert: Callable[[str], N],
+    valid: Callable[[N], bool],
+    expected: str,
+) -> N:
+    """``env[name]`` converted and checked; a bad value is logged (never raised) and replaced
+    by ``default``, as the SDK must never break the agent over its configuration."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        logger.warning("%s must be a number > 0, got %r; using %s", name, raw, default)
+        value = None
+    if value is None or not valid(value):
+        logger.warning("%s must be %s, got %r; using %s", name, expected, raw, default)
         return default
     return value
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        logger.warning("%s must be an integer >= 1, got %r; using %s", name, raw, default)
-        return default
-    return value
+    return _number(env, name, default, int, lambda v: v >= 1, "an integer >= 1")
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        logger.warning("%s must be a port in 0..65535, got %r; using %s", name, raw, default)
-        return default
-    return value
+    return _number(env, name, default, int, lambda v: 0 <= v <= 65535, "a port in 0..65535")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
