@@ -415,9 +415,12 @@ class Service:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until queued events are scored, deliveries made and rows stored."""
         deadline = time.monotonic() + timeout_s
-        while self._events.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        ok = self.response.flush(max(0.0, deadline - time.monotonic()))
+        # queue.Queue's own condition, notified as task_done() empties it: no polling.
+        with self._events.all_tasks_done:
+            ok = self._events.all_tasks_done.wait_for(
+                lambda: not self._events.unfinished_tasks, timeout_s
+            )
+        ok = self.response.flush(max(0.0, deadline - time.monotonic())) and ok
         for writer in self._writers:
             ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
         return self.signals.force_flush(max(0.0, deadline - time.monotonic())) and ok
