@@ -21,14 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_VERSION
 
-from agentwatch.collector import ServiceSettings, Storage, request_to_rows
-from agentwatch.collector._http import HttpServers, api_app, otlp_app
+from agentwatch.collector import RunningService, ServiceSettings, Storage, request_to_rows
 from agentwatch.collector._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS
 from agentwatch.collector._service import Service
 from agentwatch.sdk import semconv
@@ -330,26 +328,9 @@ def _incident_log(storage: Storage, inc: Incident) -> None:
 
 @contextmanager
 def serve(settings: ServiceSettings) -> Iterator[tuple[Service, str, str]]:
-    """A service on loopback: (service, API URL, OTLP URL). Like ``RunningService``, no gRPC."""
-    service = Service(settings)
-    app: FastAPI = api_app(service)
-    http = HttpServers(
-        {
-            "otlp": (otlp_app(service), settings.host, settings.otlp_http_port),
-            "api": (app, settings.host, settings.api_port),
-        }
-    )
-    service.start()
-    http.start()
-    try:
-        yield (
-            service,
-            f"http://127.0.0.1:{http.ports['api']}",
-            (f"http://127.0.0.1:{http.ports['otlp']}"),
-        )
-    finally:
-        http.stop()
-        service.shutdown()
+    """A running service: (service, API URL, OTLP URL)."""
+    with RunningService(settings) as running:
+        yield running.service, running.api_url, running.otlp_endpoint
 
 
 def data_dir_with_incident(path: Path) -> Incident:
