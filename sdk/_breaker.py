@@ -65,6 +65,8 @@ class Breaker:
         # Replaced whole under the lock, read without it: one attribute read is atomic, and
         # every action reads it.
         self._snapshot: tuple[BreakerState, str, str] = (BreakerState.CLOSED, "", "")
+        self.blocks_actions = False
+        """Whether the state blocks actions now; set under the lock, read without it."""
 
     @property
     def generation(self) -> int:
@@ -103,6 +105,7 @@ class Breaker:
             self._reason = reason
             self._anomaly_id = anomaly_id
             self._snapshot = (new_state, reason, anomaly_id)
+            self.blocks_actions = new_state.blocks_actions
             if changed:
                 self._generation += 1
                 self._changed.notify_all()

@@ -26,6 +26,12 @@ from agentwatch.sdk._heartbeat import ErrorCounter
 F = TypeVar("F", bound=Callable[..., Any])
 AttributeValue = str | bool | int | float
 
+# Bound once: every action goes through these.
+_attach = context.attach
+_detach = context.detach
+_set_span_in_context = trace.set_span_in_context
+_INTERNAL = SpanKind.INTERNAL
+
 
 def error_type(exc: BaseException) -> str:
     """Return the ``error.type`` of an exception: its class's fully qualified name."""
@@ -42,6 +48,8 @@ class Guard:
     :meth:`async_check` waits without blocking the event loop.
     """
 
+    __slots__ = ("agent_id", "breaker", "mode", "pause_timeout_s")
+
     def __init__(
         self, breaker: Breaker, agent_id: str, mode: BreakerMode, pause_timeout_s: float
     ) -> None:
@@ -56,6 +64,8 @@ class Guard:
         Raises:
             CircuitOpenError: The breaker is OPEN or FORCED_OPEN (after the pause, if any).
         """
+        if not self.breaker.blocks_actions:  # the fast path: one attribute read
+            return
         state, reason, anomaly_id = self.breaker.snapshot()
         if not state.blocks_actions:
             return
@@ -67,6 +77,8 @@ class Guard:
 
     async def async_check(self) -> None:
         """Like :meth:`check`, awaiting instead of blocking the event loop."""
+        if not self.breaker.blocks_actions:
+            return
         state, reason, anomaly_id = self.breaker.snapshot()
         if not state.blocks_actions:
             return
@@ -78,10 +90,56 @@ class Guard:
         raise CircuitOpenError(self.agent_id, state, reason, anomaly_id)
 
 
-class SpanScope:
-    """Starts a span on enter (current for the body), ends it on exit; marks errors."""
+class CurrentSpanScope:
+    """Makes a started span current, then on exit restores the context and ends the span.
 
-    __slots__ = ("_attributes", "_errors", "_name", "_token", "_tracer", "span")
+    An exception (not a ``BaseException`` such as cancellation) marks the span ERROR with
+    ``error.type`` and is counted in ``errors``. Subclasses start the span.
+    """
+
+    __slots__ = ("_errors", "_token", "span")
+
+    _errors: ErrorCounter | None
+    _token: object
+    span: Span
+
+    def _activate(self, span: Span) -> Span:
+        self._token = _attach(_set_span_in_context(span))
+        self.span = span
+        return span
+
+    def _finish(self, exc: BaseException | None) -> None:
+        span = self.span
+        if isinstance(exc, Exception):
+            if self._errors is not None:
+                self._errors.add()
+            span.record_exception(exc)
+            span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        _detach(self._token)  # type: ignore[arg-type]  # the token attach() returned
+        span.end()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish(exc)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish(exc)
+
+
+class SpanScope(CurrentSpanScope):
+    """Starts a span named ``name`` with ``attributes`` on enter, current for the body."""
+
+    __slots__ = ("_attributes", "_name", "_tracer")
 
     def __init__(
         self,
@@ -94,62 +152,35 @@ class SpanScope:
         self._name = name
         self._attributes = attributes
         self._errors = errors
-        self._token: object = None
-        self.span: Span = trace.INVALID_SPAN
+        self._token = None
+        self.span = trace.INVALID_SPAN
 
     def _start(self) -> Span:
         span = self._tracer.start_span(
             self._name,
-            kind=SpanKind.INTERNAL,
+            kind=_INTERNAL,
             attributes=self._attributes,
             record_exception=False,
             set_status_on_exception=False,
         )
-        self._token = context.attach(trace.set_span_in_context(span))
-        self.span = span
-        return span
-
-    def _finish(self, exc: BaseException | None) -> None:
-        span = self.span
-        if isinstance(exc, Exception):
-            if self._errors is not None:
-                self._errors.add()
-            span.record_exception(exc)
-            span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-        context.detach(self._token)  # type: ignore[arg-type]  # the token attach() returned
-        span.end()
+        return self._activate(span)
 
     def __enter__(self) -> Any:
         return self._start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish(exc)
-
     async def __aenter__(self) -> Any:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish(exc)
+        return self._start()
 
 
-class ActionScope(SpanScope):
+class ActionScope(CurrentSpanScope):
     """One guarded tool call: ``execute_tool {tool}``; enter yields the span.
 
-    The guard runs first, so a blocked action raises before any span or fingerprint.
+    The guard runs first, so a blocked action raises before any span or fingerprint. The
+    hot path of the SDK: the constructor only stores its arguments, and the attributes are
+    built once, on enter, in their final shape.
     """
 
-    __slots__ = ("_args", "_guard", "_tool")
+    __slots__ = ("_args", "_call_id", "_guard", "_tool", "_tracer")
 
     def __init__(
         self,
@@ -160,26 +191,40 @@ class ActionScope(SpanScope):
         args: Mapping[str, object] | None,
         call_id: str | None,
     ) -> None:
+        self._tracer = tracer
+        self._guard = guard
+        self._errors = errors
+        self._tool = tool
+        self._args = args
+        self._call_id = call_id
+        self._token = None
+        self.span = trace.INVALID_SPAN
+
+    def _start(self) -> Span:
+        tool = self._tool
         attributes: dict[str, AttributeValue] = {
             semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
             semconv.GEN_AI_TOOL_NAME: tool,
             semconv.SIGNAL: semconv.SIGNAL_BEHAVIOR,
         }
-        if call_id is not None:
-            attributes[semconv.GEN_AI_TOOL_CALL_ID] = call_id
-        super().__init__(tracer, f"{semconv.SPAN_EXECUTE_TOOL_PREFIX} {tool}", attributes, errors)
-        self._guard = guard
-        self._tool = tool
-        self._args = args
+        if self._call_id is not None:
+            attributes[semconv.GEN_AI_TOOL_CALL_ID] = self._call_id
+        attributes[semconv.ACTION_FINGERPRINT] = fingerprint(tool, self._args)
+        span = self._tracer.start_span(
+            f"{semconv.SPAN_EXECUTE_TOOL_PREFIX} {tool}",
+            kind=_INTERNAL,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        return self._activate(span)
 
     def __enter__(self) -> Span:
         self._guard.check()
-        self._attributes[semconv.ACTION_FINGERPRINT] = fingerprint(self._tool, self._args)
         return self._start()
 
     async def __aenter__(self) -> Span:
         await self._guard.async_check()
-        self._attributes[semconv.ACTION_FINGERPRINT] = fingerprint(self._tool, self._args)
         return self._start()
 
 

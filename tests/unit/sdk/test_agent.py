@@ -108,6 +108,33 @@ def test_closed_and_half_open_breaker_allow_actions(
     assert agent.breaker_state is state
 
 
+def test_the_guard_follows_every_breaker_change(make_agent: AgentFactory) -> None:
+    # The guard's fast path reads a flag beside the state: it must never go stale.
+    agent, exporter = make_agent()
+    sequence = [
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.FORCED_OPEN,
+        BreakerState.CLOSED,
+        BreakerState.OPEN,
+        BreakerState.CLOSED,
+    ]
+    allowed: list[bool] = []
+    for state in sequence:
+        agent.set_breaker_state(state)
+        try:
+            with agent.action(f"after_{state.value}"):
+                pass
+        except CircuitOpenError:
+            allowed.append(False)
+        else:
+            allowed.append(True)
+    assert allowed == [False, True, False, True, False, True]
+    agent.force_flush()
+    assert len(spans_named(exporter, "execute_tool after_closed")) == 2
+    assert spans_named(exporter, "execute_tool after_open") == []
+
+
 def test_breaker_values_are_the_wire_values() -> None:
     assert [state.value for state in BreakerState] == [
         semconv.BREAKER_CLOSED,
