@@ -1,9 +1,11 @@
 """``agentwatch backtest``: run detectors offline over files and score them against labels.
 
-Two datasets: ``nab`` (``timestamp,value`` CSV files in the Numenta Anomaly Benchmark's layout,
-scored with NAB's three profiles) and ``sequences`` (sessions of event keys, one per line, as in
-DeepLog, scored with precision, recall and F1). File reading and printing live here; the detectors
-and the scoring are pure (:mod:`agentwatch.detectors`).
+Datasets: ``nab`` (``timestamp,value`` CSV files in the Numenta Anomaly Benchmark's layout,
+scored with NAB's three profiles), ``sequences`` (sessions of event keys, one per line, as in
+DeepLog, scored with precision, recall and F1), ``scenarios`` (a simulated fleet with labelled
+injected faults through the whole per-agent pipeline, scored per fault type) and ``history``
+(ClickHouse replay, in ``_history``). File reading and printing live here; the detectors, the
+simulation and the scoring are pure (:mod:`agentwatch.detectors`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from agentwatch.detectors._sequence import precision_recall_f1
 from agentwatch.detectors._sessions import synthetic_sessions
 
 from ._history import add_history_arguments, run_history
+from ._scenarios_cli import add_scenarios_arguments, run_scenarios
 
 __all__ = ["add_backtest_arguments", "run_backtest"]
 
@@ -80,6 +83,7 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a synthetic labelled set (train.txt, test.txt, labels.txt) here and score it",
     )
     seq.add_argument("--seed", type=int, default=0, help="seed of --synthetic (default 0)")
+    add_scenarios_arguments(datasets)
 
 
 def run_backtest(args: argparse.Namespace) -> int:
@@ -87,6 +91,8 @@ def run_backtest(args: argparse.Namespace) -> int:
     try:
         if args.dataset == "history":
             return run_history(args)
+        if args.dataset == "scenarios":
+            return run_scenarios(args, sys.stdout, sys.stderr)
         if args.dataset == "nab":
             return _run_nab(args.data, args.labels, args.out, sys.stdout, sys.stderr)
         return _run_sequences(args, sys.stdout)

@@ -73,10 +73,14 @@ def _parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser(
         "backtest",
-        help="replay detectors over labelled files and score them (NAB time series, sessions)",
+        help=(
+            "replay detectors over labelled data and score them (NAB time series, sessions, "
+            "simulated fleets with faults, ClickHouse history)"
+        ),
         description=(
             "Run agentwatch's detectors offline over labelled data and print how they score:\n"
-            "NAB's profiles for time series, precision/recall/F1 for sessions of event keys."
+            "NAB's profiles for time series, precision/recall/F1 for sessions of event keys,\n"
+            "per-fault-type precision/recall/F1 and detection delay for simulated fleets."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

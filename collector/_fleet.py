@@ -1,8 +1,9 @@
 """A simulated fleet: agents with realistic, varied tool sequences, through the real SDK.
 
-Each cohort has a tool repertoire and a Markov chain over it (a research agent searches, reads,
-summarises, takes notes...); arguments vary per call, so fingerprints repeat only when an agent
-really repeats itself. One agent can be made to run away: a tool-call loop, then a flood.
+Each cohort has a tool repertoire and a Markov chain over it (``detectors._chains``, shared with
+the event-level scenario generator of ``agentwatch backtest scenarios``); arguments vary per
+call, so fingerprints repeat only when an agent really repeats itself. One agent can be made to
+run away: a tool-call loop, then a flood.
 """
 
 from __future__ import annotations
@@ -13,51 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agentwatch.detectors._chains import CHAINS, tool_args
 from agentwatch.sdk import Agent, CircuitOpenError, init
 
-# cohort -> tool -> [(next tool, weight)]
-CHAINS: Mapping[str, Mapping[str, list[tuple[str, int]]]] = {
-    "research-agent": {
-        "web_search": [("fetch_page", 6), ("web_search", 1), ("summarize", 1)],
-        "fetch_page": [("summarize", 4), ("fetch_page", 2), ("web_search", 2)],
-        "summarize": [("write_note", 4), ("web_search", 2), ("cite_source", 2)],
-        "write_note": [("web_search", 3), ("cite_source", 1)],
-        "cite_source": [("web_search", 2), ("write_note", 1)],
-    },
-    "support-agent": {
-        "lookup_customer": [("search_kb", 5), ("get_orders", 3)],
-        "get_orders": [("search_kb", 2), ("draft_reply", 3), ("issue_refund", 1)],
-        "search_kb": [("draft_reply", 5), ("search_kb", 1), ("escalate_ticket", 1)],
-        "draft_reply": [("send_reply", 6), ("search_kb", 1)],
-        "send_reply": [("lookup_customer", 1)],
-        "issue_refund": [("send_reply", 1)],
-        "escalate_ticket": [("lookup_customer", 1)],
-    },
-    "coding-agent": {
-        "read_file": [("grep_repo", 3), ("edit_file", 4), ("read_file", 2)],
-        "grep_repo": [("read_file", 5), ("edit_file", 1)],
-        "edit_file": [("run_tests", 5), ("read_file", 2)],
-        "run_tests": [("edit_file", 3), ("git_commit", 2), ("read_file", 1)],
-        "git_commit": [("read_file", 2), ("grep_repo", 1)],
-    },
-}
-
-_TOPICS = ("solar", "tariffs", "protein folding", "rust async", "pricing", "latency", "churn")
-_FILES = ("api.py", "models.py", "views.py", "README.md", "utils.py", "tests/test_api.py")
-
-
-def tool_args(tool: str, rng: random.Random) -> dict[str, object]:
-    """Plausible, varied arguments for a tool call."""
-    n = rng.randrange(100_000)
-    if tool in ("web_search", "search_kb", "grep_repo"):
-        return {"query": f"{rng.choice(_TOPICS)} {n}", "limit": rng.choice((5, 10, 20))}
-    if tool in ("fetch_page", "cite_source"):
-        return {"url": f"https://example.org/{rng.choice(_TOPICS).replace(' ', '-')}/{n}"}
-    if tool in ("read_file", "edit_file"):
-        return {"path": rng.choice(_FILES), "line": n % 400}
-    if tool in ("lookup_customer", "get_orders", "issue_refund"):
-        return {"customer_id": f"c-{n}"}
-    return {"text_sha": f"{n:05x}", "step": n}
+__all__ = ["CHAINS", "Fleet", "RunawayPlan", "SimulatedAgent", "tool_args"]
 
 
 @dataclass

@@ -10,6 +10,7 @@ the current ``gen_ai.provider.name`` or the deprecated ``gen_ai.system`` is a mo
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,16 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
 _NAME, _SERVICE, _RES = _COL["SpanName"], _COL["ServiceName"], _COL["ResourceAttributes"]
 _ATTRS, _STATUS = _COL["SpanAttributes"], _COL["StatusCode"]
+_DURATION = _COL["Duration"]
+# The number an event carries in ``AgentEvent.value``, by kind (DESIGN.md, telemetry contract).
+_VALUE_ATTRIBUTE: Mapping[EventKind, str] = {
+    EventKind.GOAL: semconv.GOAL_PROGRESS,
+    EventKind.MESSAGE: semconv.MESSAGE_BYTES,
+    EventKind.HEARTBEAT: semconv.HEARTBEAT_INTERVAL_S,
+}
 
 _BY_SPAN_NAME: Mapping[str, tuple[EventKind, str]] = {
-    semconv.SPAN_HEARTBEAT: (EventKind.HEARTBEAT, ""),
+    semconv.SPAN_HEARTBEAT: (EventKind.HEARTBEAT, semconv.AGENT_STATUS),
     semconv.SPAN_DECISION: (EventKind.DECISION, semconv.DECISION_CHOICE),
     semconv.SPAN_STATE_TRANSITION: (EventKind.STATE, semconv.STATE_TO),
     semconv.SPAN_GOAL_PROGRESS: (EventKind.GOAL, semconv.GOAL_ID),
@@ -59,8 +67,24 @@ def agent_key(resource: Mapping[str, str]) -> str:
     )
 
 
+def _number(text: str | None) -> float:
+    """An attribute value (stringified, as the exporter's layout stores it) as a finite float;
+    0.0 when absent or not a number."""
+    if not text:
+        return 0.0
+    try:
+        number = float(text)
+    except ValueError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def to_event(row: list[Any]) -> AgentEvent:
-    """Classify one row; unknown spans become ``EventKind.OTHER``."""
+    """Classify one row; unknown spans become ``EventKind.OTHER``.
+
+    Besides the key, fills ``duration_s`` from the row's ``Duration`` (absent in some replays:
+    0.0) and ``value`` with the kind's number: goal progress, message bytes, heartbeat interval.
+    """
     attributes: Mapping[str, str] = row[_ATTRS]
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME, "")
     key = fingerprint = ""
@@ -82,6 +106,9 @@ def to_event(row: list[Any]) -> AgentEvent:
         kind = EventKind.MODEL  # older instrumentations set only the provider
     else:
         kind = EventKind.OTHER
+    value_attribute = _VALUE_ATTRIBUTE.get(kind)
+    value = _number(attributes.get(value_attribute)) if value_attribute else 0.0
+    duration = row[_DURATION] if len(row) > _DURATION else None
     return AgentEvent(
         agent=agent_key(row[_RES]),
         service=row[_SERVICE],
@@ -92,6 +119,8 @@ def to_event(row: list[Any]) -> AgentEvent:
         error=row[_STATUS] == STATUS_ERROR,
         trace_id=row[_TRACE],
         span_id=row[_SPAN],
+        duration_s=int(duration) / 1e9 if duration else 0.0,
+        value=value,
     )
 
 

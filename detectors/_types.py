@@ -46,11 +46,15 @@ class AgentEvent:
         service: The agent's cohort (``service.name``).
         kind: What the span was.
         ts_ns: Event time: the span's start, in ns since the Unix epoch.
-        key: The action key: tool name, decision choice or target state; "" when none.
+        key: The action key: tool name, decision choice, target state, goal id, message peer,
+            or a heartbeat's agent status (``running``, ``idle``, ``paused``); "" when none.
         fingerprint: The action fingerprint (tool plus normalized arguments); "" when none.
         error: True when the span's status is ERROR.
         trace_id: Hex trace id of the span, for evidence.
         span_id: Hex span id of the span, for evidence.
+        duration_s: The span's duration in seconds (a decision's is its latency); 0.0 unknown.
+        value: The span's number, by kind: a goal's progress (0..1), a message's bytes, a
+            heartbeat's interval in seconds; 0.0 otherwise.
     """
 
     agent: str
@@ -62,6 +66,8 @@ class AgentEvent:
     error: bool = False
     trace_id: str = ""
     span_id: str = ""
+    duration_s: float = 0.0
+    value: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
