@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -53,7 +55,48 @@ def test_raw_score_ignores_suppression() -> None:
 def test_flat_series_does_not_divide_by_zero() -> None:
     detector = SeriesDetector()
     assert max(_run(detector, [7.0] * 500)) < 0.1
-    assert _run(detector, [8.0])[0] == 1.0
+    assert _run(detector, [8.0])[0] > 0.9
+
+
+def test_steady_cycle_scores_low_and_a_new_level_high() -> None:
+    detector = SeriesDetector()
+    cycle = [10.0 + (k % 24) / 4 for k in range(3000)]
+    scores = _run(detector, cycle)
+    assert max(scores[500:]) < 0.2
+    assert detector.raw_score_one({"value": 30.0}) > 0.5
+
+
+def test_level_inside_the_range_but_never_visited_is_novel() -> None:
+    # A square wave between 0 and 10: a run at 5 stays inside the range yet is new.
+    wave = [0.0 if (k // 50) % 2 else 10.0 for k in range(3000)]
+    detector = SeriesDetector()
+    _run(detector, wave)
+    assert detector.raw_score_one({"value": 10.0}) < 0.2
+    assert detector.raw_score_one({"value": 5.0}) >= 0.5
+
+
+def test_recurring_spikes_to_one_height_fade() -> None:
+    detector = SeriesDetector()
+    values = [0.0 if k % 100 else 20.0 for k in range(1, 4001)]
+    scores = _run(detector, values)
+    assert max(scores[2000:]) < 0.3
+    assert _run(detector, [40.0])[0] > 0.5
+
+
+def test_levels_stay_bounded_on_a_trend() -> None:
+    detector = SeriesDetector(max_levels=16)
+    _run(detector, [float(k) for k in range(2000)])
+    small = len(pickle.dumps(detector))
+    _run(detector, [float(k) for k in range(2000, 20_000)])
+    assert len(pickle.dumps(detector)) <= small + 64  # a trend visits a new level every few values
+
+
+def test_pickle_round_trip_across_the_grid_freeze() -> None:
+    values = _noise(5, 400)
+    detector = SeriesDetector(grid_n=150)
+    _run(detector, values[:100])  # the grid is not frozen yet
+    restored = pickle.loads(pickle.dumps(detector))
+    assert _run(restored, values[100:]) == _run(detector, values[100:])
 
 
 @pytest.mark.parametrize(
@@ -61,9 +104,13 @@ def test_flat_series_does_not_divide_by_zero() -> None:
     [
         ({"n_bins": 1}, "n_bins"),
         ({"alpha": 0.0}, "alpha"),
-        ({"z_weight": -1.0}, "z_weight"),
-        ({"scale_nats": 0.0}, "scale_nats"),
         ({"smoothing": 0.0}, "smoothing"),
+        ({"context_nats": 0.0}, "context_nats"),
+        ({"deviation_nats": 0.0}, "deviation_nats"),
+        ({"count_power": -1.0}, "count_power"),
+        ({"grid_levels": 0}, "grid_levels"),
+        ({"grid_n": 0}, "grid_n"),
+        ({"max_levels": 0}, "max_levels"),
         ({"suppress_n": -1}, "suppress_n"),
         ({"warmup_n": -1}, "warmup_n"),
     ],
