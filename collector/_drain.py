@@ -1,21 +1,24 @@
 """Drains the spool into ``otel_traces``: large inserts, then a durable commit of the position.
 
-Rows of recent records wait in a bounded memory cache, so the common path decodes each request
-once; when the cache is full (ClickHouse is slow or down) records stay only on disk and are
-decoded again when their turn comes. After a restart, records past the committed position are
-replayed; one whose first span is already in ClickHouse is skipped, because an insert is atomic:
-a crash between insert and commit then duplicates nothing.
+Recent records wait in a bounded memory cache as Native-format blocks (``_native``), made where
+the request was decoded, so the common path decodes each request once and the drain only joins
+bytes; when the cache is full (ClickHouse is slow or down) records stay only on disk and are
+decoded and encoded again when their turn comes. After a restart, records past the committed
+position are replayed; one whose first span is already in ClickHouse is skipped, because an
+insert is atomic: a crash between insert and commit then duplicates nothing.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._native import Block, NativeEncoder
 from ._spool import Spool
 from ._storage import Storage
 from ._writer import insert_with_backoff
@@ -32,6 +35,7 @@ class SpoolDrain:
         storage: Where rows go.
         spool: Where records wait.
         table: Target table; ``columns`` the order of every row.
+        encoder: Rows to Native blocks of ``columns`` (``Storage.encoder``).
         decode: Record payload to rows (the same function ingest used).
         already_stored: Whether a row is in ClickHouse (replay dedup); checks one row.
         max_cached_rows: Bound on decoded rows kept in memory.
@@ -47,6 +51,7 @@ class SpoolDrain:
         spool: Spool,
         table: str,
         columns: Sequence[str],
+        encoder: NativeEncoder,
         decode: Callable[[bytes], list[Row]],
         already_stored: Callable[[Row], bool],
         *,
@@ -62,6 +67,7 @@ class SpoolDrain:
         self.spool = spool
         self.table = table
         self.columns = tuple(columns)
+        self.encoder = encoder
         self.decode = decode
         self.already_stored = already_stored
         self.max_cached_rows = max_cached_rows
@@ -71,13 +77,14 @@ class SpoolDrain:
         self.max_retry_backoff_s = max_retry_backoff_s
         self.on_insert = on_insert
         self.on_failure = on_failure
-        self._cache: collections.OrderedDict[int, list[Row]] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, Block] = collections.OrderedDict()
         self._cached_rows = 0
         self._next = spool.committed_seq + 1
         self._replay_until = spool.last_seq  # records a crash may have stored already
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"drain-{table}", daemon=True)
+        self._batch_rows = 0  # rows of the batch being collected (the drain thread's)
         self.inserted_rows = 0
         self.replayed_records = 0
         self.skipped_records = 0
@@ -102,12 +109,12 @@ class SpoolDrain:
     def pending_records(self) -> int:
         return max(0, self.spool.last_seq - self.spool.committed_seq)
 
-    def submit(self, seq: int, rows: list[Row]) -> None:
-        """Offer the decoded rows of a spooled record; kept only if the cache has room."""
+    def submit(self, seq: int, block: Block) -> None:
+        """Offer the encoded rows of a spooled record; kept only if the cache has room."""
         with self._cond:
-            if self._cached_rows + len(rows) <= self.max_cached_rows:
-                self._cache[seq] = rows
-                self._cached_rows += len(rows)
+            if self._cached_rows + block.rows <= self.max_cached_rows:
+                self._cache[seq] = block
+                self._cached_rows += block.rows
             self._cond.notify_all()
 
     def force_flush(self, timeout_s: float = 10.0) -> bool:
@@ -133,8 +140,8 @@ class SpoolDrain:
             self._thread.join(timeout_s)
 
     # --- the thread --------------------------------------------------------------------------
-    def _collect(self) -> tuple[list[Row], int] | None:
-        """The next batch of rows and the last sequence number it covers; None to stop."""
+    def _collect(self) -> tuple[list[Block], int] | None:
+        """The next batch of blocks and the last sequence number it covers; None to stop."""
         with self._cond:
             while self.spool.last_seq < self._next and not self._stopping:
                 self._cond.wait()
@@ -142,37 +149,41 @@ class SpoolDrain:
                 return None
             if not self._stopping and self._cached_rows < self.max_batch_rows:
                 self._cond.wait(self.flush_interval_s)  # let a small batch grow
-        batch: list[Row] = []
+        batch: list[Block] = []
+        self._batch_rows = 0
         last = self._next - 1
-        while len(batch) < self.max_batch_rows and last < self.spool.last_seq:
+        while self._batch_rows < self.max_batch_rows and last < self.spool.last_seq:
             seq = last + 1
             with self._cond:
-                rows = self._cache.pop(seq, None)
-                if rows is not None:
-                    self._cached_rows -= len(rows)
-            if rows is None:
+                block = self._cache.pop(seq, None)
+                if block is not None:
+                    self._cached_rows -= block.rows
+            if block is None:
                 records = list(self.spool.read_from(seq, limit=64))
                 if not records or records[0][0] != seq:
                     logger.error("spool: record %d is missing; skipping it", seq)
                     last = seq
                     continue
                 for record_seq, payload in records:
-                    if len(batch) >= self.max_batch_rows:
+                    if self._batch_rows >= self.max_batch_rows:
                         break
-                    self._add(batch, record_seq, self.decode(payload))
+                    self._add(batch, record_seq, self.encoder.encode(self.decode(payload)))
                     last = record_seq
                 continue
-            self._add(batch, seq, rows)
+            self._add(batch, seq, block)
             last = seq
         return batch, last
 
-    def _add(self, batch: list[Row], seq: int, rows: list[Row]) -> None:
-        if seq <= self._replay_until and rows:
+    def _add(self, batch: list[Block], seq: int, block: Block) -> None:
+        if not block.rows:
+            return
+        if seq <= self._replay_until:
             self.replayed_records += 1
-            if self.already_stored(rows[0]):
+            if self.already_stored(list(block.first)):
                 self.skipped_records += 1
                 return
-        batch.extend(rows)
+        batch.append(block)
+        self._batch_rows += block.rows
 
     def _run(self) -> None:
         while True:
@@ -180,28 +191,26 @@ class SpoolDrain:
             if collected is None:
                 return
             batch, last = collected
-            if batch and not self._insert(batch):
+            rows = sum(block.rows for block in batch)
+            if batch and not self._insert(batch, rows):
                 return  # stopping with ClickHouse down: the records stay in the spool
             self.spool.commit(last)
             with self._cond:
                 self._next = last + 1
-                self.inserted_rows += len(batch)
+                self.inserted_rows += rows
                 self._cond.notify_all()
 
-    def _insert(self, batch: list[Row]) -> bool:
-        # Transpose in C (zip) and insert by column: clickhouse-connect's row path costs a third
-        # more Python time per row.
+    def _insert(self, batch: list[Block], rows: int) -> bool:
+        # One statement for the whole batch: a Native stream is a sequence of blocks.
+        data = b"".join(block.data for block in batch)
         return insert_with_backoff(
-            self.storage,
-            self.table,
-            list(zip(*batch, strict=True)),
-            self.columns,
-            rows=len(batch),
+            functools.partial(self.storage.insert_native, self.table, self.columns, data),
+            table=self.table,
+            rows=rows,
             cond=self._cond,
             stopping=lambda: self._stopping,
             backoff_s=self.retry_backoff_s,
             max_backoff_s=self.max_retry_backoff_s,
             on_insert=self.on_insert,
             on_failure=self.on_failure,
-            column_oriented=True,
         )

@@ -44,9 +44,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from starlette.concurrency import run_in_threadpool
 
 from ._control_api import control_router
+from ._decode_pool import decode_here
 from ._metrics import CONTENT_TYPE_LATEST
 from ._ops_api import local_request_guard, ops_router
-from ._otlp import LimitExceeded, OtlpDecodeError, decode_request, request_to_rows
+from ._otlp import LimitExceeded, OtlpDecodeError, decode_request
 from ._otlp_logs import logs_request_to_rows
 from ._otlp_metrics import metrics_request_to_rows, split_by_table
 from ._schema_signals import LOGS_TABLE
@@ -151,12 +152,12 @@ def parse_here(service: Service, signal: OtlpSignal, body: bytes, media: str) ->
 
 
 def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
-    if service.decoders is not None:  # rows and events made in a decoder process
+    if service.decoders is not None:  # block and events made in a decoder process
         decoded, observations = service.decoders.decode(body, media, service.limits)
     else:
-        decoded, observations = request_to_rows(request, service.limits), None
+        decoded, observations = decode_here(request, service.limits, service.span_encoder)
     record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
-    if decoded.rows and not service.ingest(decoded.rows, record, observations):
+    if decoded.block.rows and not service.ingest(decoded.block, record, observations):
         return Outcome(stored=False)
     if decoded.rejected:
         service.count("spans_rejected", decoded.rejected)

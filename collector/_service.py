@@ -21,10 +21,11 @@ from typing import Any
 from agentwatch.alerts import Delivery, Incident, Transition
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
 
-from ._decode_pool import DecoderPool, Observation, observe_rows
+from ._decode_pool import DecoderPool, Observation
 from ._drain import SpoolDrain
 from ._liveness import missed_heartbeat
 from ._metrics import ServiceMetrics
+from ._native import Block
 from ._otlp import DEFAULT_LIMITS, Limits, decode_request, request_to_rows
 from ._registry import AgentRegistry
 from ._response import Response
@@ -83,7 +84,12 @@ class Service:
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
         self.storage.migrate()
         self.metrics = ServiceMetrics()
-        self.decoders = DecoderPool(settings.decode_workers) if settings.decode_workers else None
+        self.span_encoder = self.storage.encoder(TRACES_TABLE, TRACE_COLUMNS)
+        self.decoders = (
+            DecoderPool(settings.decode_workers, self.span_encoder)
+            if settings.decode_workers
+            else None
+        )
         self.limits = Limits(
             max_spans_per_request=settings.max_spans_per_request,
             max_attributes_per_span=settings.max_attributes_per_span,
@@ -102,6 +108,7 @@ class Service:
             self.spool,
             TRACES_TABLE,
             TRACE_COLUMNS,
+            self.span_encoder,
             functools.partial(decode_record, limits=self.limits),  # replay rejects what ingest did
             self._span_stored,
             max_cached_rows=settings.max_pending_rows,
@@ -230,30 +237,25 @@ class Service:
         self._delivery_listeners.append(listener)
 
     # --- ingest ------------------------------------------------------------------------------
-    def ingest(
-        self,
-        rows: list[list[Any]],
-        record: bytes,
-        observations: list[Observation] | None = None,
-    ) -> bool:
-        """Accept one request: its decoded rows and the spool record they came from (and their
-        events, when a decoder process made them already).
+    def ingest(self, block: Block, record: bytes, observations: list[Observation]) -> bool:
+        """Accept one request: its encoded rows, the spool record they came from, and their
+        events (``_decode_pool`` makes all three).
 
         Returns only after the record is durably in the spool (the acknowledgement); False,
         with nothing accepted, when the spool is at its disk budget.
         """
-        self.count("spans_received", len(rows))
+        self.count("spans_received", block.rows)
         try:
             if len(record) > self._spool_budget:
                 raise SpoolFull("record larger than the spool budget")
             seq = self.spool.append(record)
         except SpoolFull:
-            self.count("spans_refused", len(rows))
+            self.count("spans_refused", block.rows)
             return False
-        self.span_writer.submit(seq, rows)
-        self.count("spans_accepted", len(rows))
+        self.span_writer.submit(seq, block)
+        self.count("spans_accepted", block.rows)
         events = []
-        for event, url, interval_s in observations or observe_rows(rows):
+        for event, url, interval_s in observations:
             self.registry.observe(
                 event.agent,
                 event.service,

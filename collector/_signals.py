@@ -147,6 +147,7 @@ class SignalStore:
                 spool,
                 table,
                 columns,
+                storage.encoder(table, columns),
                 _table_decoder(table),
                 _stored_probe(storage, table),
                 max_cached_rows=per_table_rows,
@@ -178,7 +179,8 @@ class SignalStore:
                 logger.error("spool of %s full after the budget check", table)
                 return False
         for table, seq in seqs.items():
-            self.drains[table].submit(seq, parts[table][0])
+            drain = self.drains[table]
+            drain.submit(seq, drain.encoder.encode(parts[table][0]))
         return True
 
     def start(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import clickhouse_connect
 
+from ._native import NativeEncoder
 from ._schema import (
     FULL_TEXT_SEARCH_VERSION,
     MIGRATIONS,
@@ -122,6 +123,29 @@ class Storage:
                 )
             except Exception as exc:
                 raise StorageError(f"insert into {table} failed: {exc}") from exc
+
+    def insert_native(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """Insert Native-format bytes (one or more blocks of ``columns``, see ``_native``)."""
+        if not data:
+            return
+        with self._lock:
+            try:
+                self._client.raw_insert(table, list(columns), insert_block=data, fmt="Native")
+            except Exception as exc:
+                raise StorageError(f"insert into {table} failed: {exc}") from exc
+
+    def encoder(self, table: str, columns: Sequence[str]) -> NativeEncoder:
+        """A Native-block encoder for ``columns`` of ``table``, with the table's own types."""
+        _, rows = self.query(
+            "SELECT name, type FROM system.columns"
+            " WHERE database = currentDatabase() AND table = {table:String}",
+            {"table": table},
+        )
+        types = dict(rows)
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise StorageError(f"table {table} has no column(s) {', '.join(missing)}")
+        return NativeEncoder(table, columns, [types[c] for c in columns])
 
     def query(
         self, sql: str, parameters: dict[str, Any] | None = None, *, readonly: bool = False

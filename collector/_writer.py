@@ -10,6 +10,7 @@ issue).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -22,11 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 def insert_with_backoff(
-    storage: Storage,
-    table: str,
-    data: Sequence[Sequence[Any]],
-    columns: Sequence[str],
+    insert: Callable[[], None],
     *,
+    table: str,
     rows: int,
     cond: threading.Condition,
     stopping: Callable[[], bool],
@@ -34,9 +33,9 @@ def insert_with_backoff(
     max_backoff_s: float,
     on_insert: Callable[[int, float], None] | None = None,
     on_failure: Callable[[], None] | None = None,
-    column_oriented: bool = False,
 ) -> bool:
-    """Insert until ClickHouse takes it, waiting a doubling backoff between tries.
+    """Run ``insert`` (of ``rows`` into ``table``) until ClickHouse takes it, waiting a doubling
+    backoff between tries.
 
     The waits are on ``cond``, so a shutdown wakes them; ``stopping`` (read under ``cond``)
     ends the retries. Returns True once inserted, False when stopping came first (the caller
@@ -46,7 +45,7 @@ def insert_with_backoff(
     while True:
         started = time.monotonic()
         try:
-            storage.insert(table, data, columns, column_oriented=column_oriented)
+            insert()
         except StorageError as exc:
             if on_failure is not None:
                 on_failure()
@@ -179,10 +178,8 @@ class TableWriter:
             if not batch:
                 return
             stored = insert_with_backoff(
-                self.storage,
-                self.table,
-                batch,
-                self.columns,
+                functools.partial(self.storage.insert, self.table, batch, self.columns),
+                table=self.table,
                 rows=len(batch),
                 cond=self._cond,
                 stopping=lambda: self._stopping,

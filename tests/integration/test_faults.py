@@ -60,11 +60,18 @@ class FlakyStorage(Storage):
         self.down = threading.Event()
         self.refused = threading.Event()  # set once an insert failed during the outage
 
-    def insert(self, table: str, data: Any, columns: Any, **options: Any) -> None:
+    def _check(self) -> None:
         if self.down.is_set():
             self.refused.set()
             raise StorageError("ClickHouse unavailable (injected)")
+
+    def insert(self, table: str, data: Any, columns: Any, **options: Any) -> None:
+        self._check()
         super().insert(table, data, columns, **options)
+
+    def insert_native(self, table: str, columns: Any, data: bytes) -> None:
+        self._check()
+        super().insert_native(table, columns, data)
 
 
 def test_an_outage_under_load_delays_data_and_loses_none(data_dir: Path) -> None:
