@@ -31,6 +31,7 @@ from collections.abc import Callable
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import TraceFlags
 
 from agentwatch.sdk import semconv
 
@@ -106,6 +107,8 @@ class PrioritySpanProcessor(SpanProcessor):
         self.heartbeat_name = heartbeat_name
         self._clock = clock
         self._shed_above = int(max_queue_size * HEARTBEAT_SHED_FRACTION)
+        # on_end compares the length before its append: wake when a whole batch is queued.
+        self._wake_at = self.max_export_batch_size - 1
         # deque.append/popleft are atomic: the hot path takes no lock.
         self._actions: collections.deque[ReadableSpan] = collections.deque()
         self._heartbeats: collections.deque[ReadableSpan] = collections.deque()
@@ -141,17 +144,19 @@ class PrioritySpanProcessor(SpanProcessor):
             self._count_dropped_action()
             return
         context = span.context
-        if context is not None and not context.trace_flags.sampled:
+        # trace_flags & SAMPLED rather than the .sampled property: this runs for every span.
+        if context is not None and not context.trace_flags & TraceFlags.SAMPLED:
             return
         if span.name == self.heartbeat_name:
             self._queue_heartbeat(span)
             return
         queue = self._actions
-        if len(queue) >= self.max_queue_size:
+        queued = len(queue)
+        if queued >= self.max_queue_size:
             self._count_dropped_action()
             return
         queue.append(span)
-        if len(queue) >= self.max_export_batch_size and not self._wake.is_set():
+        if queued >= self._wake_at and not self._wake.is_set():
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -70,6 +70,20 @@ def test_a_full_queue_drops_and_counts_new_actions() -> None:
     assert len(exporter.names) == 5 + 20
 
 
+def test_a_full_batch_wakes_the_worker_before_the_schedule() -> None:
+    exporter = GatedExporter()
+    exporter.gate.set()
+    proc = PrioritySpanProcessor(
+        exporter, max_queue_size=100, schedule_delay_s=3_600, max_export_batch_size=4
+    )
+    for _ in range(4):
+        proc.on_end(span("execute_tool t"))
+    # Only the 4th span's wake-up can start an export within the hour-long schedule.
+    assert exporter.entered.wait(10)
+    proc.shutdown()
+    assert exporter.names == ["execute_tool t"] * 4
+
+
 def test_heartbeats_are_shed_before_actions_under_pressure() -> None:
     exporter = GatedExporter()
     proc = processor(exporter, queue=100, batch=10)
