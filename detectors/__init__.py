@@ -12,11 +12,17 @@ pickle, so baselines survive a restart.
 also run offline (``agentwatch backtest``), with NAB's scoring in ``_nab``.
 
 :class:`DetectorPipeline` keys :class:`AgentEvent` s by agent, runs one detector of each family
-per agent, thresholds the scores with hysteresis and returns :class:`Anomaly` s with evidence.
+per agent (loops and short cycles, action rate up and down, decision drift, error bursts, decision
+latency, goal stalls), thresholds the scores with hysteresis and returns :class:`Anomaly` s with
+evidence. Liveness (missed heartbeats) is a timer, judged outside the pipeline. A seeded fleet
+simulator with labelled faults (``_scenarios``) and its scoring (``_evaluate``) measure them all.
 Nothing here is thread-safe: serialize calls per pipeline.
 """
 
-from agentwatch.detectors._loop import LoopDetector
+from agentwatch.detectors._drift import KeyDriftDetector
+from agentwatch.detectors._drop import ActivityDropDetector
+from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
+from agentwatch.detectors._loop import CycleDetector, LoopDetector
 from agentwatch.detectors._pipeline import DetectorPipeline
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._sequence import TransitionModel
@@ -25,11 +31,17 @@ from agentwatch.detectors._types import AgentEvent, Anomaly, Detector, EventKind
 
 __all__ = [
     "ActionRateDetector",
+    "ActivityDropDetector",
     "AgentEvent",
     "Anomaly",
+    "CycleDetector",
     "Detector",
     "DetectorPipeline",
+    "ErrorBurstDetector",
     "EventKind",
+    "GoalStallDetector",
+    "KeyDriftDetector",
+    "LatencyDetector",
     "LoopDetector",
     "SeriesDetector",
     "Severity",

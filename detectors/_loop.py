@@ -99,3 +99,94 @@ class LoopDetector:
 
     def __repr__(self) -> str:
         return f"LoopDetector(min_repeats={self.min_repeats})"
+
+
+class CycleDetector:
+    """Counts repeats of a short cycle of action fingerprints: A-B-A-B..., A-B-C-A-B-C...
+
+    For each period ``p`` from 2 to ``max_period``, the detector counts how many calls in a row
+    equalled the call ``p`` before them. ``score_one(x)`` is the number of times the current cycle
+    would have been played if ``x`` were learned, ``1 + matches / p`` for the period that gives
+    the most (A-B-A-B-A-B: 3.0 at the 6th call); 1.0 when ``x`` continues no cycle. Runs of one
+    repeated fingerprint are :class:`LoopDetector`'s, not cycles: a period whose calls are all the
+    same fingerprint does not count.
+
+    The state is the last ``max_period`` fingerprints (digested beyond 64 characters) with their
+    event times, and one counter per period: a few hundred bytes. O(1) per call when the call
+    repeats none of the last ``max_period`` (the usual case). Not thread-safe; no I/O.
+
+    Args:
+        max_period: Longest cycle, in calls (>= 2).
+
+    Example:
+        >>> from agentwatch.detectors import CycleDetector
+        >>> detector = CycleDetector()
+        >>> for fingerprint in ["a", "b", "c", "d", "e"]:
+        ...     detector.learn_one({"fingerprint": fingerprint})
+        >>> detector.score_one({"fingerprint": "f"})
+        1.0
+        >>> for fingerprint in ["x", "y", "x", "y", "x"]:
+        ...     detector.learn_one({"fingerprint": fingerprint})
+        >>> detector.score_one({"fingerprint": "y"})  # x-y played three times
+        3.0
+    """
+
+    def __init__(self, max_period: int = 4) -> None:
+        if max_period < 2:
+            raise ValueError(f"max_period must be >= 2, got {max_period}")
+        self.max_period = max_period
+        self._recent: list[str] = []  # newest first
+        self._times: list[int] = []  # their event times (ns), for the onset
+        self._matches = [0] * (max_period - 1)  # index p - 2
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        """Appends one call. Args: x: ``{"fingerprint": str, "t_ns": int (optional)}``."""
+        self.observe(x["fingerprint"], int(x.get("t_ns", 0)))
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        """Returns the cycle repeats ``x`` would make (>= 1.0); never mutates the detector."""
+        key = _key(x["fingerprint"])
+        best = 1.0
+        for p in range(2, self.max_period + 1):
+            m = self._match(key, p)
+            if m:
+                best = max(best, 1.0 + m / p)
+        return best
+
+    def observe(self, fingerprint: str, t_ns: int = 0) -> tuple[float, int, int]:
+        """``score_one`` then ``learn_one`` in one step, the pipeline's hot path.
+
+        Returns:
+            (repeats, period, onset): the score, the period that gave it (0 when 1.0) and the
+            event time of the first call of the cycle's first play (0 when unknown).
+        """
+        key = fingerprint if len(fingerprint) <= _MAX_FINGERPRINT_CHARS else _key(fingerprint)
+        recent, matches = self._recent, self._matches
+        best, period, onset = 1.0, 0, 0
+        if key in recent:
+            for p in range(2, self.max_period + 1):
+                m = matches[p - 2] = self._match(key, p)
+                if m and 1.0 + m / p > best:
+                    best, period = 1.0 + m / p, p
+            if period:
+                back = period + matches[period - 2] - 1  # calls back to the cycle's first
+                onset = self._times[back - 1] if back <= len(self._times) else 0
+        elif any(matches):
+            matches[:] = [0] * len(matches)
+        recent.insert(0, key)
+        self._times.insert(0, t_ns)
+        if len(recent) > self.max_period + self.max_period * 2:
+            recent.pop()
+            self._times.pop()
+        return best, period, onset
+
+    def _match(self, key: str, p: int) -> int:
+        recent = self._recent
+        if len(recent) < p or recent[p - 1] != key:
+            return 0
+        if all(r == key for r in recent[: p - 1]):
+            return 0  # one fingerprint repeated: a loop, not a cycle
+        return self._matches[p - 2] + 1
+
+    def __repr__(self) -> str:
+        return f"CycleDetector(max_period={self.max_period})"

@@ -9,73 +9,82 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from agentwatch.detectors._loop import LoopDetector
+from agentwatch.detectors._drift import KeyDriftDetector
+from agentwatch.detectors._drop import ActivityDropDetector
+from agentwatch.detectors._families import FamilyHandlers, _AgentState
+from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
+from agentwatch.detectors._loop import CycleDetector, LoopDetector
 from agentwatch.detectors._rate import ActionRateDetector
-from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind, Severity
+from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
 
 __all__ = ["DetectorPipeline"]
 
+# _AgentState lived in this module until snapshot version 2: version 1 pickles name it here, and
+# the import above keeps that name resolvable.
+
 _NS_PER_S = 1_000_000_000
-_LOOP = "loop"
-_ACTION_RATE = "action_rate"
 
 
 def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _level(score: float, warning: float, critical: float) -> int:
-    """0 below ``warning``, then ``Severity.rank`` of the band ``score`` falls in."""
-    if score >= critical:
-        return Severity.CRITICAL.rank
-    if score >= warning:
-        return Severity.WARNING.rank
-    return 0
-
-
-_SEVERITY_BY_RANK = {s.rank: s for s in Severity}
-
-
-class _AgentState:
-    """One agent's detectors and hysteresis; a few hundred bytes pickled."""
-
-    __slots__ = ("loop", "loop_level", "loop_onset_ns", "rate", "rate_last_z", "rate_level")
-
-    def __init__(self, loop: LoopDetector, rate: ActionRateDetector) -> None:
-        self.loop = loop
-        self.loop_onset_ns = 0  # event time of the current run's first call
-        self.loop_level = 0  # highest severity rank already raised for the current run
-        self.rate = rate
-        self.rate_last_z = 0.0  # score of the open window's latest event, i.e. its highest
-        self.rate_level = 0  # highest severity rank already raised in the current excursion
-
-
 _SNAPSHOT_MAGIC = b"AWDP"
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2  # 2: the families beyond loop and action rate
+_SNAPSHOT_VERSIONS = (1, 2)  # restorable; a version 1 agent gets fresh new families
 
 
-class DetectorPipeline:
+class DetectorPipeline(FamilyHandlers):
     """Keys events by agent, runs the per-agent detectors, thresholds with hysteresis.
 
-    Each agent (``AgentEvent.agent``) gets, lazily, a :class:`LoopDetector` and an
-    :class:`ActionRateDetector`. Only ``EventKind.ACTION`` events feed them in this cut; other
-    events are accepted and ignored. Each action is scored, then learned (river's order); an
-    action without a fingerprint feeds the rate detector only.
+    Each agent (``AgentEvent.agent``) gets, lazily, one detector of each family (DESIGN.md,
+    Detectors). Each event is scored, then learned (river's order) by the detectors that read
+    its kind; other kinds (state, checkpoint, session, model, message, other) are ignored:
 
-    Thresholds and hysteresis:
+    ==========  =====================================================================
+    event       detectors (anomaly ``detector`` names)
+    ==========  =====================================================================
+    action      :class:`LoopDetector` (``loop``) and :class:`CycleDetector` (``cycle``) when
+                it has a fingerprint; :class:`ActionRateDetector` (``action_rate``);
+                :class:`KeyDriftDetector` (``decision_drift``) on its tool;
+                :class:`ErrorBurstDetector` (``error_rate``); counted by the drop and goal
+                detectors
+    heartbeat   :class:`ActivityDropDetector` (``action_drop``, ``action_stall``)
+    decision    :class:`LatencyDetector` on its duration (``decision_latency``)
+    goal        :class:`GoalStallDetector` (``goal_stall``, raised on the actions after it)
+    ==========  =====================================================================
+
+    Thresholds and hysteresis (WARNING alerts people; CRITICAL is what opens a breaker by
+    default, so only families where stopping the agent helps have one):
 
     * ``loop``: WARNING when a run of identical calls reaches ``loop_min_repeats``, CRITICAL once
       when the same run reaches twice that; nothing more for that run. A new run re-arms. The onset
       is the first call of the run.
+    * ``cycle``: the same for a short cycle (A-B-A-B...) played ``loop_min_repeats`` times, and
+      twice that; onset at the cycle's first call.
     * ``action_rate``: WARNING when the open window's z-score reaches ``rate_warning_z``, CRITICAL
       once when it reaches ``rate_critical_z``; at most one of each per excursion. The excursion
       ends, and the pipeline re-arms, when a window closes scoring below ``rate_warning_z`` or an
       empty window passes. The onset is the start of the window.
+    * ``action_drop`` / ``action_stall`` (WARNING only): a heartbeat finds the recent running
+      periods' actions ``drop_warning_nats`` below the agent's usual rate (``action_stall`` when
+      none at all); once per excursion, re-armed by a heartbeat scoring below it. Onset: the
+      start of the look-back.
+    * ``decision_drift``: one tool's recent share is ``drift_warning_nats`` (WARNING) or
+      ``drift_critical_nats`` (CRITICAL) above its baseline share; re-armed when that tool's recent
+      share falls back below the scoring minimum.
+    * ``error_rate``: the failures among the last calls are ``error_warning_nats`` (WARNING) or
+      ``error_critical_nats`` (CRITICAL) improbable under the agent's error rate; re-armed when a
+      failure scores below the warning threshold.
+    * ``decision_latency`` (WARNING only): ``latency_min_run`` slow decisions in a row; re-armed
+      by a decision that is not slow.
+    * ``goal_stall`` (WARNING only): the agent acted ``GoalStallDetector.limit`` times without its
+      goal progressing; re-armed by progress or a new goal. Onset: the last progress.
 
     A new agent starts from its cohort's (``service.name``) rate baseline: that of the cohort's
     agent whose warm baseline most recently closed a window, so it is not blind during its own
-    warm-up. Not yet: eviction of idle agents other than :meth:`forget`, the other detector
-    families of DESIGN.md.
+    warm-up. Missed heartbeats are judged by a timer, outside the pipeline (``_liveness``). Not
+    yet: eviction of idle agents other than :meth:`forget`; message volume.
 
     The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
     and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
@@ -85,8 +94,8 @@ class DetectorPipeline:
     agents sharded across workers). No I/O, never blocks.
 
     Args:
-        loop_min_repeats: Identical consecutive calls that make a loop (WARNING); twice as many
-            make it CRITICAL.
+        loop_min_repeats: Identical consecutive calls that make a loop (WARNING), and plays of a
+            short cycle; twice as many make it CRITICAL.
         rate_window_s: Event-time window of the action rate, in seconds.
         rate_warning_z: z-score of the open window's action count that raises a WARNING. The
             default 6 keeps false warnings near 0.2 per agent-hour on Poisson traffic at 3
@@ -95,6 +104,14 @@ class DetectorPipeline:
         rate_warmup_windows: Windows an agent's rate baseline learns before it scores.
         rate_alpha: Fading factor of the rate baseline.
         rate_max_gap_windows: Most empty windows learned after a silence.
+        drop_warning_nats: Surprise of too few actions, over recent heartbeat periods, that
+            raises ``action_drop`` / ``action_stall``.
+        drift_warning_nats: Surprise of a tool's recent share that raises a WARNING.
+        drift_critical_nats: ... a CRITICAL; greater than ``drift_warning_nats``.
+        error_warning_nats: Surprise of the recent failures that raises a WARNING.
+        error_critical_nats: ... a CRITICAL; greater than ``error_warning_nats``.
+        latency_min_run: Slow decisions in a row that raise a WARNING.
+        goal_stall_actions: Least actions without goal progress that raise a WARNING.
         clock: Wall clock in ns since the epoch, for ``Anomaly.detected_ns``.
         id_factory: Makes ``Anomaly.id`` (32 hex chars).
 
@@ -121,6 +138,13 @@ class DetectorPipeline:
         rate_warmup_windows: int = 10,
         rate_alpha: float = 0.1,
         rate_max_gap_windows: int = 60,
+        drop_warning_nats: float = 12.0,
+        drift_warning_nats: float = 10.0,
+        drift_critical_nats: float = 20.0,
+        error_warning_nats: float = 14.0,
+        error_critical_nats: float = 24.0,
+        latency_min_run: int = 4,
+        goal_stall_actions: int = 12,
         clock: Callable[[], int] = time.time_ns,
         id_factory: Callable[[], str] = _new_id,
     ) -> None:
@@ -131,6 +155,21 @@ class DetectorPipeline:
                 f"rate_critical_z must be > rate_warning_z ({rate_warning_z}), "
                 f"got {rate_critical_z}"
             )
+        for name, warning, critical in (
+            ("drift", drift_warning_nats, drift_critical_nats),
+            ("error", error_warning_nats, error_critical_nats),
+        ):
+            if not warning > 0:
+                raise ValueError(f"{name}_warning_nats must be > 0, got {warning}")
+            if not critical > warning:
+                raise ValueError(
+                    f"{name}_critical_nats must be > {name}_warning_nats ({warning}), "
+                    f"got {critical}"
+                )
+        if not drop_warning_nats > 0:
+            raise ValueError(f"drop_warning_nats must be > 0, got {drop_warning_nats}")
+        if latency_min_run < 1:
+            raise ValueError(f"latency_min_run must be >= 1, got {latency_min_run}")
         self.loop_min_repeats = loop_min_repeats
         self.rate_window_s = rate_window_s
         self.rate_warning_z = rate_warning_z
@@ -138,6 +177,13 @@ class DetectorPipeline:
         self.rate_warmup_windows = rate_warmup_windows
         self.rate_alpha = rate_alpha
         self.rate_max_gap_windows = rate_max_gap_windows
+        self.drop_warning_nats = drop_warning_nats
+        self.drift_warning_nats = drift_warning_nats
+        self.drift_critical_nats = drift_critical_nats
+        self.error_warning_nats = error_warning_nats
+        self.error_critical_nats = error_critical_nats
+        self.latency_min_run = latency_min_run
+        self.goal_stall_actions = goal_stall_actions
         self.clock = clock
         self.id_factory = id_factory
         self._window_ns = round(rate_window_s * _NS_PER_S)
@@ -153,24 +199,49 @@ class DetectorPipeline:
             event: A normalized event; any kind, any agent.
 
         Returns:
-            New anomalies, WARNING before CRITICAL, loop before action rate.
+            New anomalies, WARNING before CRITICAL, in the order of the table above.
         """
-        if event.kind is not EventKind.ACTION:
-            return []
-        state = self._agents.get(event.agent)
-        if state is None:
-            state = self._agents[event.agent] = self._new_state()
-            exemplar = self._agents.get(self._exemplars.get(event.service, ""))
-            if exemplar is not None:
-                state.rate.start_from(exemplar.rate)
-        anomalies: list[Anomaly] = []
-        if event.fingerprint:
-            self._process_loop(state, event, anomalies)
-        self._process_rate(state, event, anomalies)
-        return anomalies
+        kind = event.kind
+        if kind is EventKind.ACTION:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            anomalies: list[Anomaly] = []
+            if event.fingerprint:
+                self._process_loop(state, event, anomalies)
+                self._process_cycle(state, event, anomalies)
+            self._process_rate(state, event, anomalies)
+            state.drop.count += 1
+            if event.key:
+                self._process_drift(state, event, anomalies)
+            if event.error:
+                self._process_error(state, event, anomalies)
+            else:
+                state.errors.n += 1
+            goal = state.goal
+            if goal.armed:
+                goal.actions += 1
+                if goal.actions >= goal.limit and not state.goal_level:
+                    self._raise_goal_stall(state, event, anomalies)
+            return anomalies
+        if kind is EventKind.HEARTBEAT:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            return self._process_heartbeat(state, event)
+        if kind is EventKind.DECISION:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            return self._process_decision(state, event)
+        if kind is EventKind.GOAL:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            self._process_goal(state, event)
+        return []
+
+    def _add_agent(self, event: AgentEvent) -> _AgentState:
+        state = self._agents[event.agent] = self._new_state()
+        exemplar = self._agents.get(self._exemplars.get(event.service, ""))
+        if exemplar is not None:
+            state.rate.start_from(exemplar.rate)
+        return state
 
     def agents(self) -> list[str]:
-        """Returns the ids of the tracked agents, in order of first action."""
+        """Returns the ids of the tracked agents, in order of their first scored event."""
         return list(self._agents)
 
     def forget(self, agent: str) -> bool:
@@ -198,6 +269,9 @@ class DetectorPipeline:
     def restore(self, blob: bytes, *, merge: bool = True) -> int:
         """Load a :meth:`snapshot`; returns how many agents it held.
 
+        A version 1 snapshot (loop and action rate only) restores too: its agents keep those
+        baselines and start the other families afresh.
+
         Args:
             blob: The snapshot.
             merge: Keep agents not in the snapshot (a hand-off); False replaces everything.
@@ -210,20 +284,30 @@ class DetectorPipeline:
         if blob[: len(_SNAPSHOT_MAGIC)] != _SNAPSHOT_MAGIC or len(blob) < header:
             raise ValueError("blob is not an agentwatch detector snapshot")
         (version,) = struct.unpack("<H", blob[len(_SNAPSHOT_MAGIC) : header])
-        if version != _SNAPSHOT_VERSION:
+        if version not in _SNAPSHOT_VERSIONS:
             raise ValueError(
-                f"snapshot version {version} is not supported (want {_SNAPSHOT_VERSION})"
+                f"snapshot version {version} is not supported (want one of {_SNAPSHOT_VERSIONS})"
             )
         state = pickle.loads(blob[header:])
-        if state["config"] != self._config():
+        config = self._config()
+        if version == 1:  # it knew fewer settings: compare those
+            config = {k: v for k, v in config.items() if k in state["config"]}
+        if state["config"] != config:
             raise ValueError(
                 f"snapshot was taken with detector settings {state['config']}, "
-                f"this pipeline has {self._config()}"
+                f"this pipeline has {config}"
             )
+        agents: dict[str, _AgentState] = state["agents"]
+        if version == 1:
+            for agent_state in agents.values():
+                fresh = self._new_state()
+                for name in _AgentState.__slots__:
+                    if not hasattr(agent_state, name):
+                        setattr(agent_state, name, getattr(fresh, name))
         if not merge:
             self._agents.clear()
-        self._agents.update(state["agents"])
-        return len(state["agents"])
+        self._agents.update(agents)
+        return len(agents)
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -232,6 +316,7 @@ class DetectorPipeline:
             "rate_warmup_windows": self.rate_warmup_windows,
             "rate_alpha": self.rate_alpha,
             "rate_max_gap_windows": self.rate_max_gap_windows,
+            "goal_stall_actions": self.goal_stall_actions,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -253,106 +338,10 @@ class DetectorPipeline:
                 warmup_windows=self.rate_warmup_windows,
                 max_gap_windows=self.rate_max_gap_windows,
             ),
-        )
-
-    def _process_loop(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        repeats = state.loop.observe(event.fingerprint)
-        if repeats == 1.0:
-            state.loop_onset_ns = event.ts_ns
-            state.loop_level = 0
-        threshold = float(self.loop_min_repeats)
-        level = _level(repeats, threshold, 2 * threshold)
-        if level <= state.loop_level:
-            return
-        state.loop_level = level
-        n = int(repeats)
-        tool = event.key or "a tool"
-        out.append(
-            self._anomaly(
-                event,
-                _LOOP,
-                score=repeats,
-                threshold=threshold if level == Severity.WARNING.rank else 2 * threshold,
-                level=level,
-                onset_ns=state.loop_onset_ns,
-                evidence={
-                    "summary": (
-                        f"agent {event.agent} called {tool} with identical arguments "
-                        f"{n} times in a row"
-                    ),
-                    "fingerprint": event.fingerprint,
-                    "tool": event.key,
-                    "repeats": n,
-                    "expected": "no identical consecutive calls",
-                },
-            )
-        )
-
-    def _process_rate(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        rate = state.rate
-        previous = rate.window
-        window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
-        # When the open window closes, its last score was its highest; an empty window in between
-        # scored 0. Either below the warning threshold ends the excursion.
-        if (
-            previous is not None
-            and window != previous
-            and (state.rate_last_z < self.rate_warning_z or window > previous + 1)
-        ):
-            state.rate_level = 0
-        state.rate_last_z = z
-        if window != previous and rate.warm:
-            self._exemplars[event.service] = event.agent
-        level = _level(z, self.rate_warning_z, self.rate_critical_z)
-        if level <= state.rate_level:
-            return
-        state.rate_level = level
-        out.append(
-            self._anomaly(
-                event,
-                _ACTION_RATE,
-                score=z,
-                threshold=(
-                    self.rate_warning_z if level == Severity.WARNING.rank else self.rate_critical_z
-                ),
-                level=level,
-                # Float event time can put the window edge a few hundred ns past the event.
-                onset_ns=min(window * self._window_ns, event.ts_ns),
-                evidence={
-                    "summary": (
-                        f"agent {event.agent}: {count} actions in the current "
-                        f"{self.rate_window_s:g} s window, baseline {mean:.1f} ± {std:.1f}"
-                    ),
-                    "observed": count,
-                    "expected_mean": mean,
-                    "expected_std": std,
-                    "window_s": self.rate_window_s,
-                },
-            )
-        )
-
-    def _anomaly(
-        self,
-        event: AgentEvent,
-        detector: str,
-        *,
-        score: float,
-        threshold: float,
-        level: int,
-        onset_ns: int,
-        evidence: dict[str, Any],
-    ) -> Anomaly:
-        return Anomaly(
-            id=self.id_factory(),
-            agent=event.agent,
-            service=event.service,
-            detector=detector,
-            score=score,
-            threshold=threshold,
-            severity=_SEVERITY_BY_RANK[level],
-            onset_ns=onset_ns,
-            detected_ns=self.clock(),
-            evidence=evidence,
-            trace_id=event.trace_id,
-            span_id=event.span_id,
+            CycleDetector(),
+            ActivityDropDetector(),
+            KeyDriftDetector(),
+            ErrorBurstDetector(),
+            LatencyDetector(),
+            GoalStallDetector(min_actions=self.goal_stall_actions),
         )

@@ -38,16 +38,26 @@ def test_loops_are_per_agent() -> None:
     assert [(x.agent, x.score) for x in found] == [("a", 3.0)]
 
 
-def test_non_action_events_are_ignored() -> None:
+def test_kinds_no_family_reads_are_ignored() -> None:
     pipeline = DetectorPipeline()
+    read = {EventKind.ACTION, EventKind.HEARTBEAT, EventKind.DECISION, EventKind.GOAL}
     for kind in EventKind:
-        if kind is EventKind.ACTION:
+        if kind in read:
             continue
         for i in range(50):
             event = dataclasses.replace(action(T0_S + i / 100, fingerprint="x"), kind=kind)
             assert pipeline.process(event) == []
     assert len(pipeline) == 0
     assert pipeline.agents() == []
+
+
+def test_fingerprinted_non_actions_make_no_loop() -> None:
+    pipeline = DetectorPipeline()
+    for kind in (EventKind.HEARTBEAT, EventKind.DECISION, EventKind.GOAL):
+        for i in range(10):
+            event = dataclasses.replace(action(T0_S + i / 100, fingerprint="x"), kind=kind)
+            assert pipeline.process(event) == []
+    assert pipeline.agents() == ["a1"]  # the families that read these kinds track the agent
 
 
 def test_ids_and_clock_are_injected() -> None:

@@ -1,0 +1,171 @@
+"""Action frequency, downwards: drops and stalls while heartbeats go on."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["ActivityDropDetector"]
+
+_RUNNING = "running"
+
+
+class ActivityDropDetector:
+    """Scores how far an agent's recent actions fall below its usual rate while it says it runs.
+
+    An agent that stops acting sends no event to score, but its heartbeats go on: they are this
+    detector's clock. Actions are counted between consecutive heartbeats (a *period*). A period
+    counts only when the heartbeats at both its ends report status ``running`` (an ``idle`` or
+    ``paused`` agent is not expected to act; a missing status counts as running); anything else
+    clears the recent periods. The baseline is an exponentially weighted mean of the action rate
+    over running periods, and of their dispersion (variance over mean of the counts, at least 1:
+    real agents are burstier than a Poisson process).
+
+    ``score_one`` at a heartbeat is, over the most recent 2 to ``periods`` running periods, the
+    largest Poisson rate-function surprise of seeing ``c`` actions where ``mu`` were expected,
+    divided by the dispersion: ``(mu - c + c ln(c / mu)) / dispersion`` nats for ``c < mu``
+    (``mu / dispersion`` for ``c = 0``, a stall). Actions score 0.0. The score is 0.0 until
+    ``warmup_periods`` periods are learned. A period that scores at least ``learn_below_nats`` is
+    not learned, so a drop does not teach the baseline that it is normal.
+
+    State: the baseline (four floats), the counts of the last ``periods`` periods and the current
+    one's: a few hundred bytes. O(1) per action, O(``periods``) per heartbeat. Not thread-safe.
+
+    Args:
+        periods: Most recent periods looked back over (>= 2).
+        alpha: Fading factor of the baseline, per period, in (0, 1].
+        warmup_periods: Learned periods before scores are given.
+        learn_below_nats: Periods scoring at or above this are not learned.
+
+    Example:
+        >>> from agentwatch.detectors import ActivityDropDetector
+        >>> detector = ActivityDropDetector()
+        >>> for second in range(60):  # 3 actions per second, a heartbeat every second
+        ...     detector.learn_one({"t": second, "heartbeat": True, "status": "running"})
+        ...     for k in range(3):
+        ...         detector.learn_one({"t": second + k / 3})
+        >>> for second in range(60, 70):  # actions stop; heartbeats go on
+        ...     detector.learn_one({"t": second, "heartbeat": True, "status": "running"})
+        >>> detector.score_one({"t": 70, "heartbeat": True, "status": "running"}) > 12
+        True
+    """
+
+    def __init__(
+        self,
+        periods: int = 16,
+        alpha: float = 0.05,
+        warmup_periods: int = 10,
+        learn_below_nats: float = 6.0,
+    ) -> None:
+        if periods < 2:
+            raise ValueError(f"periods must be >= 2, got {periods}")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if warmup_periods < 1:
+            raise ValueError(f"warmup_periods must be >= 1, got {warmup_periods}")
+        if not learn_below_nats > 0:
+            raise ValueError(f"learn_below_nats must be > 0, got {learn_below_nats}")
+        self.periods = periods
+        self.alpha = alpha
+        self.warmup_periods = warmup_periods
+        self.learn_below_nats = learn_below_nats
+        self.count = 0  # actions since the last heartbeat (the pipeline increments it inline)
+        self._last_beat = math.nan  # seconds; NaN before the first running heartbeat
+        self._counts: list[int] = []  # recent running periods' counts, newest last
+        self._lengths: list[float] = []  # and their lengths in seconds
+        self._rate = 0.0  # actions per second
+        self._mean_count = 0.0
+        self._var_count = 0.0
+        self._n = 0
+
+    @property
+    def warm(self) -> bool:
+        return self._n >= self.warmup_periods
+
+    @property
+    def rate(self) -> float:
+        """Learned actions per second over running periods."""
+        return self._rate
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        """Counts an action, or closes a period at a heartbeat.
+
+        Args:
+            x: ``{"t": seconds}`` for an action; ``{"t": seconds, "heartbeat": True, "status":
+                str}`` for a heartbeat.
+        """
+        if x.get("heartbeat"):
+            self.beat(float(x["t"]), str(x.get("status", _RUNNING)))
+        else:
+            self.count += 1
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        """The surprise (nats) of the recent periods if ``x``, a heartbeat, closed one; actions
+        score 0.0. Never mutates the detector."""
+        if not x.get("heartbeat"):
+            return 0.0
+        counts, lengths = self._with_period(float(x["t"]), str(x.get("status", _RUNNING)))
+        return self._surprise(counts, lengths)[0]
+
+    def beat(self, t: float, status: str) -> tuple[float, int, float, float]:
+        """``score_one`` then ``learn_one`` of a heartbeat, the pipeline's path.
+
+        Returns:
+            (score in nats, actions seen, actions expected, seconds looked back over) of the
+            most surprising look-back; zeros when nothing was scored.
+        """
+        running = status in (_RUNNING, "")
+        if running and t <= self._last_beat:  # False while _last_beat is NaN
+            return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
+        counts, lengths = self._with_period(t, status)
+        score, seen, expected, span = self._surprise(counts, lengths)
+        if counts and score < self.learn_below_nats:
+            self._learn(counts[-1], lengths[-1])
+        self._counts, self._lengths = counts, lengths
+        self._last_beat = t if running else math.nan
+        self.count = 0
+        return score, seen, expected, span
+
+    def _with_period(self, t: float, status: str) -> tuple[list[int], list[float]]:
+        """The recent periods as they would be after a heartbeat at ``t`` with ``status``."""
+        if status not in (_RUNNING, "") or math.isnan(self._last_beat):
+            return [], []
+        length = t - self._last_beat
+        if not length > 0:
+            return self._counts, self._lengths  # a duplicate or late beat: nothing closes
+        keep = self.periods - 1
+        return [*self._counts[-keep:], self.count], [*self._lengths[-keep:], length]
+
+    def _surprise(self, counts: list[int], lengths: list[float]) -> tuple[float, int, float, float]:
+        if self._n < self.warmup_periods or len(counts) < 2 or self._rate <= 0:
+            return 0.0, 0, 0.0, 0.0
+        dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
+        best = (0.0, 0, 0.0, 0.0)
+        seen, span = 0, 0.0
+        for k in range(1, len(counts) + 1):
+            seen += counts[-k]
+            span += lengths[-k]
+            if k < 2:
+                continue
+            expected = self._rate * span
+            if seen >= expected:
+                continue
+            nats = expected - seen + (seen * math.log(seen / expected) if seen else 0.0)
+            nats /= dispersion
+            if nats > best[0]:
+                best = (nats, seen, expected, span)
+        return best
+
+    def _learn(self, count: int, length: float) -> None:
+        a = self.alpha if self._n else 1.0
+        self._rate += a * (count / length - self._rate)
+        diff = count - self._mean_count
+        self._mean_count += a * diff
+        self._var_count = (1 - a) * (self._var_count + a * diff * diff)
+        self._n += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"ActivityDropDetector(periods={self.periods}, alpha={self.alpha}, "
+            f"warmup_periods={self.warmup_periods}, learn_below_nats={self.learn_below_nats})"
+        )

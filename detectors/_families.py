@@ -1,0 +1,432 @@
+"""The pipeline's per-agent state and, per detector family, scoring to thresholded anomalies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agentwatch.detectors._drift import KeyDriftDetector
+from agentwatch.detectors._drop import ActivityDropDetector
+from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
+from agentwatch.detectors._loop import CycleDetector, LoopDetector
+from agentwatch.detectors._rate import ActionRateDetector
+from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
+
+__all__ = ["FamilyHandlers"]
+
+_NS_PER_S = 1_000_000_000
+_LOOP = "loop"
+_CYCLE = "cycle"
+_ACTION_RATE = "action_rate"
+_ACTION_DROP = "action_drop"
+_ACTION_STALL = "action_stall"
+_DRIFT = "decision_drift"
+_ERROR_RATE = "error_rate"
+_LATENCY = "decision_latency"
+_GOAL_STALL = "goal_stall"
+
+
+def _level(score: float, warning: float, critical: float) -> int:
+    """0 below ``warning``, then ``Severity.rank`` of the band ``score`` falls in."""
+    if score >= critical:
+        return Severity.CRITICAL.rank
+    if score >= warning:
+        return Severity.WARNING.rank
+    return 0
+
+
+_SEVERITY_BY_RANK = {s.rank: s for s in Severity}
+
+
+class _AgentState:
+    """One agent's detectors and hysteresis; a few KiB at most in memory."""
+
+    __slots__ = (
+        "cycle",
+        "cycle_level",
+        "drift",
+        "drift_key",
+        "drift_level",
+        "drop",
+        "drop_level",
+        "error_level",
+        "errors",
+        "goal",
+        "goal_level",
+        "latency",
+        "latency_level",
+        "loop",
+        "loop_level",
+        "loop_onset_ns",
+        "rate",
+        "rate_last_z",
+        "rate_level",
+    )
+
+    def __init__(
+        self,
+        loop: LoopDetector,
+        rate: ActionRateDetector,
+        cycle: CycleDetector,
+        drop: ActivityDropDetector,
+        drift: KeyDriftDetector,
+        errors: ErrorBurstDetector,
+        latency: LatencyDetector,
+        goal: GoalStallDetector,
+    ) -> None:
+        self.loop = loop
+        self.loop_onset_ns = 0  # event time of the current run's first call
+        self.loop_level = 0  # highest severity rank already raised for the current run
+        self.rate = rate
+        self.rate_last_z = 0.0  # score of the open window's latest event, i.e. its highest
+        self.rate_level = 0  # highest severity rank already raised in the current excursion
+        self.cycle = cycle
+        self.cycle_level = 0
+        self.drop = drop
+        self.drop_level = 0
+        self.drift = drift
+        self.drift_key = ""  # the key the raised drift is about
+        self.drift_level = 0
+        self.errors = errors
+        self.error_level = 0
+        self.latency = latency
+        self.latency_level = 0
+        self.goal = goal
+        self.goal_level = 0
+
+
+class FamilyHandlers:
+    """:class:`DetectorPipeline`'s per-family handlers: score, threshold, hysteresis, evidence.
+
+    A mix-in: the pipeline holds the settings and the agents; see its docstring for the rules.
+    """
+
+    loop_min_repeats: int
+    rate_window_s: float
+    rate_warning_z: float
+    rate_critical_z: float
+    drop_warning_nats: float
+    drift_warning_nats: float
+    drift_critical_nats: float
+    error_warning_nats: float
+    error_critical_nats: float
+    latency_min_run: int
+    clock: Callable[[], int]
+    id_factory: Callable[[], str]
+    _window_ns: int
+    _exemplars: dict[str, str]
+
+    def _process_loop(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        repeats = state.loop.observe(event.fingerprint)
+        if repeats == 1.0:
+            state.loop_onset_ns = event.ts_ns
+            state.loop_level = 0
+        threshold = float(self.loop_min_repeats)
+        level = _level(repeats, threshold, 2 * threshold)
+        if level <= state.loop_level:
+            return
+        state.loop_level = level
+        n = int(repeats)
+        tool = event.key or "a tool"
+        out.append(
+            self._anomaly(
+                event,
+                _LOOP,
+                score=repeats,
+                threshold=threshold if level == Severity.WARNING.rank else 2 * threshold,
+                level=level,
+                onset_ns=state.loop_onset_ns,
+                evidence={
+                    "summary": (
+                        f"agent {event.agent} called {tool} with identical arguments "
+                        f"{n} times in a row"
+                    ),
+                    "fingerprint": event.fingerprint,
+                    "tool": event.key,
+                    "repeats": n,
+                    "expected": "no identical consecutive calls",
+                },
+            )
+        )
+
+    def _process_rate(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        rate = state.rate
+        previous = rate.window
+        window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
+        # When the open window closes, its last score was its highest; an empty window in between
+        # scored 0. Either below the warning threshold ends the excursion.
+        if (
+            previous is not None
+            and window != previous
+            and (state.rate_last_z < self.rate_warning_z or window > previous + 1)
+        ):
+            state.rate_level = 0
+        state.rate_last_z = z
+        if window != previous and rate.warm:
+            self._exemplars[event.service] = event.agent
+        level = _level(z, self.rate_warning_z, self.rate_critical_z)
+        if level <= state.rate_level:
+            return
+        state.rate_level = level
+        out.append(
+            self._anomaly(
+                event,
+                _ACTION_RATE,
+                score=z,
+                threshold=(
+                    self.rate_warning_z if level == Severity.WARNING.rank else self.rate_critical_z
+                ),
+                level=level,
+                # Float event time can put the window edge a few hundred ns past the event.
+                onset_ns=min(window * self._window_ns, event.ts_ns),
+                evidence={
+                    "summary": (
+                        f"agent {event.agent}: {count} actions in the current "
+                        f"{self.rate_window_s:g} s window, baseline {mean:.1f} ± {std:.1f}"
+                    ),
+                    "observed": count,
+                    "expected_mean": mean,
+                    "expected_std": std,
+                    "window_s": self.rate_window_s,
+                },
+            )
+        )
+
+    def _anomaly(
+        self,
+        event: AgentEvent,
+        detector: str,
+        *,
+        score: float,
+        threshold: float,
+        level: int,
+        onset_ns: int,
+        evidence: dict[str, Any],
+    ) -> Anomaly:
+        return Anomaly(
+            id=self.id_factory(),
+            agent=event.agent,
+            service=event.service,
+            detector=detector,
+            score=score,
+            threshold=threshold,
+            severity=_SEVERITY_BY_RANK[level],
+            onset_ns=onset_ns,
+            detected_ns=self.clock(),
+            evidence=evidence,
+            trace_id=event.trace_id,
+            span_id=event.span_id,
+        )
+
+    def _raise(
+        self,
+        event: AgentEvent,
+        detector: str,
+        *,
+        score: float,
+        level: int,
+        warning: float,
+        critical: float,
+        onset_ns: int,
+        evidence: dict[str, Any],
+        out: list[Anomaly],
+    ) -> None:
+        out.append(
+            self._anomaly(
+                event,
+                detector,
+                score=score,
+                threshold=warning if level == Severity.WARNING.rank else critical,
+                level=level,
+                onset_ns=onset_ns,
+                evidence=evidence,
+            )
+        )
+
+    def _process_cycle(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        repeats, period, onset = state.cycle.observe(event.fingerprint, event.ts_ns)
+        if period == 0:
+            state.cycle_level = 0
+            return
+        threshold = float(self.loop_min_repeats)
+        level = _level(repeats, threshold, 2 * threshold)
+        if level <= state.cycle_level:
+            return
+        state.cycle_level = level
+        self._raise(
+            event,
+            _CYCLE,
+            score=repeats,
+            level=level,
+            warning=threshold,
+            critical=2 * threshold,
+            onset_ns=onset or event.ts_ns,
+            evidence={
+                "summary": (
+                    f"agent {event.agent} repeated a cycle of {period} identical calls "
+                    f"{repeats:g} times in a row"
+                ),
+                "period": period,
+                "repeats": repeats,
+                "last_tool": event.key,
+                "expected": "no short cycle of identical calls",
+            },
+            out=out,
+        )
+
+    def _process_heartbeat(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
+        score, seen, expected, span = state.drop.beat(event.ts_ns / _NS_PER_S, event.key)
+        if score < self.drop_warning_nats:
+            state.drop_level = 0
+            return []
+        if state.drop_level:
+            return []
+        state.drop_level = Severity.WARNING.rank
+        stall = seen == 0
+        what = "no actions" if stall else f"{seen} actions"
+        out: list[Anomaly] = []
+        self._raise(
+            event,
+            _ACTION_STALL if stall else _ACTION_DROP,
+            score=score,
+            level=Severity.WARNING.rank,
+            warning=self.drop_warning_nats,
+            critical=self.drop_warning_nats,
+            onset_ns=event.ts_ns - round(span * _NS_PER_S),
+            evidence={
+                "summary": (
+                    f"agent {event.agent}: {what} in the last {span:.0f} s while its heartbeats "
+                    f"say running, usually {expected:.0f}"
+                ),
+                "observed": seen,
+                "expected": round(expected, 1),
+                "window_s": round(span, 1),
+                "usual_rate_per_s": round(state.drop.rate, 3),
+            },
+            out=out,
+        )
+        return out
+
+    def _process_drift(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        drift = state.drift
+        score, share, baseline = drift.observe(event.key)
+        if state.drift_level and (
+            (event.key == state.drift_key and score < self.drift_warning_nats)
+            or drift.share(state.drift_key) < drift.min_share
+        ):
+            state.drift_level = 0
+        level = _level(score, self.drift_warning_nats, self.drift_critical_nats)
+        if level <= state.drift_level:
+            return
+        state.drift_level, state.drift_key = level, event.key
+        self._raise(
+            event,
+            _DRIFT,
+            score=score,
+            level=level,
+            warning=self.drift_warning_nats,
+            critical=self.drift_critical_nats,
+            onset_ns=event.ts_ns,
+            evidence={
+                "summary": (
+                    f"agent {event.agent} now calls {event.key} in {share:.0%} of its recent "
+                    f"actions, usually {baseline:.1%}"
+                ),
+                "tool": event.key,
+                "recent_share": round(share, 3),
+                "expected_share": round(baseline, 4),
+            },
+            out=out,
+        )
+
+    def _process_error(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        score, failures, rate = state.errors.fail()
+        if failures <= 1 or score < self.error_warning_nats:
+            state.error_level = 0
+        level = _level(score, self.error_warning_nats, self.error_critical_nats)
+        if level <= state.error_level:
+            return
+        state.error_level = level
+        window = state.errors.window
+        self._raise(
+            event,
+            _ERROR_RATE,
+            score=score,
+            level=level,
+            warning=self.error_warning_nats,
+            critical=self.error_critical_nats,
+            onset_ns=event.ts_ns,
+            evidence={
+                "summary": (
+                    f"agent {event.agent}: {failures} of its last {window} calls failed, "
+                    f"usually {rate:.1%}"
+                ),
+                "failures": failures,
+                "window_calls": window,
+                "expected_rate": round(rate, 4),
+                "tool": event.key,
+            },
+            out=out,
+        )
+
+    def _process_decision(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
+        run, slow_s, usual_s = state.latency.observe(event.duration_s)
+        if run == 0.0:
+            state.latency_level = 0
+            return []
+        if run < self.latency_min_run or state.latency_level:
+            return []
+        state.latency_level = Severity.WARNING.rank
+        out: list[Anomaly] = []
+        self._raise(
+            event,
+            _LATENCY,
+            score=run,
+            level=Severity.WARNING.rank,
+            warning=float(self.latency_min_run),
+            critical=float(self.latency_min_run),
+            onset_ns=event.ts_ns,
+            evidence={
+                "summary": (
+                    f"agent {event.agent}: {int(run)} slow decisions in a row, about "
+                    f"{slow_s:.2f} s each, usually {usual_s:.2f} s"
+                ),
+                "slow_decisions": int(run),
+                "observed_s": round(slow_s, 3),
+                "expected_s": round(usual_s, 3),
+            },
+            out=out,
+        )
+        return out
+
+    def _process_goal(self, state: _AgentState, event: AgentEvent) -> None:
+        goal = state.goal
+        before = (goal.goal, goal.progress)
+        goal.progress_to(event.key, event.value, event.ts_ns)
+        if (goal.goal, goal.progress) != before:
+            state.goal_level = 0
+
+    def _raise_goal_stall(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        goal = state.goal
+        state.goal_level = Severity.WARNING.rank
+        limit = goal.limit
+        self._raise(
+            event,
+            _GOAL_STALL,
+            score=goal.actions / limit,
+            level=Severity.WARNING.rank,
+            warning=1.0,
+            critical=1.0,
+            onset_ns=goal.since_ns or event.ts_ns,
+            evidence={
+                "summary": (
+                    f"agent {event.agent}: {goal.actions} actions without progress on goal "
+                    f"{goal.goal} (stuck at {goal.progress:.0%})"
+                ),
+                "goal": goal.goal,
+                "progress": goal.progress,
+                "actions_without_progress": goal.actions,
+                "expected": f"progress within {limit:.0f} actions",
+            },
+            out=out,
+        )
