@@ -17,17 +17,20 @@ class SeriesDetector:
     Each value ``x["value"]`` gets the largest of three surprises, each on a scale where 1.0
     means "clearly new":
 
-    * novelty: ``1 / (1 + c)`` where ``c`` counts the learned values in the value's level. Levels
-      are a fixed grid frozen after the first ``grid_n`` values (``grid_levels`` levels across
-      their range, extended without bound either side), so a value in a level never visited
-      scores 1.0 however long the stream has run, and a level seen often scores near 0;
+    * novelty: ``1 / (1 + c) ** novelty_power`` where ``c`` counts the learned values in the
+      value's level. Levels are a fixed grid frozen after the first ``grid_n`` values
+      (``grid_levels`` levels across their range, extended without bound either side), so a value
+      in a level never visited scores 1.0 however long the stream has run;
     * context: ``-ln p`` of the value's bin given the previous value's bin (a first-order Markov
       chain over ``n_bins`` bins of the running ``[min, max]``), over ``context_nats``, so a known
       value in an unknown order is surprising too;
-    * deviation: ``-ln`` of the two-sided normal tail of the value's z-score under an exponentially
-      weighted mean and variance (fading factor ``alpha``), over ``deviation_nats``, and damped by
-      ``(1 + b) ** count_power`` where ``b`` counts the learned values in the value's bin: a spike
-      to a height the stream keeps returning to is less surprising than a spike to a new one.
+    * deviation: ``-ln`` of the two-sided normal tail of the value's z-score, over
+      ``deviation_nats``: the smallest of its z-score under an exponentially weighted mean and
+      variance (fading factor ``alpha``) and its z-scores against the value ``P`` steps back, for
+      each lag ``P`` in ``lags`` (under each lag's own exponentially weighted variance of those
+      differences, once ``3 * P`` values are learned). The default lags are the days and weeks of
+      hourly, half-hourly and 5-minute samples, so a daily peak explains itself and only a value
+      unlike the running mean *and* unlike the same time of every cycle counts.
 
     Then repeats are suppressed: the score is 0.0 unless the surprise is above every surprise of
     the last ``suppress_n`` learned values, so one episode gives one detection, at its start,
@@ -35,22 +38,24 @@ class SeriesDetector:
     every other one as a false positive). A surprise ``s`` is returned as ``s / (1 + s)``, which
     keeps the order of surprises above 1.0 too.
 
-    One configuration for every stream: the defaults score 55.8 (standard), 42.7 (low FP) and
-    62.3 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
+    One configuration for every stream: the defaults score 58.1 (standard), 47.8 (low FP) and
+    63.4 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
 
-    State is O(``n_bins``² + ``suppress_n`` + ``max_levels``) numbers, about 4 KiB pickled with the
-    defaults on NAB's streams; cost is O(``suppress_n``) per value. Not thread-safe; no I/O.
+    State is O(``n_bins``² + ``max(lags)`` + ``suppress_n`` + ``max_levels``) numbers, about
+    8 KiB pickled with the defaults on NAB's streams; cost is O(``len(lags)`` + ``suppress_n``)
+    per value. Not thread-safe; no I/O.
 
     Args:
-        n_bins: Bins of the running value range (context and deviation damping), >= 2.
-        alpha: Fading factor of the mean and variance, in (0, 1].
+        n_bins: Bins of the running value range (context), >= 2.
+        alpha: Fading factor of the mean and the variances, in (0, 1].
         smoothing: Pseudo-count of every bin transition (Laplace smoothing), > 0.
         context_nats: Context surprise, in nats, that scores like a new level, > 0.
         deviation_nats: Deviation surprise, in nats, that scores like a new level, > 0.
-        count_power: Exponent of the deviation's damping by its bin's count, >= 0.
+        novelty_power: How fast a level's novelty fades with visits, > 0.
         grid_levels: Levels across the range of the first ``grid_n`` values, >= 1.
         grid_n: Values learned before the novelty grid is frozen, >= 1; no novelty before.
         max_levels: Levels remembered; beyond it the least visited is forgotten, >= 1.
+        lags: Steps back a value is compared with, each >= 1; empty for none.
         suppress_n: Values after which a surprise no longer masks a lower one; 0 turns
             suppression off.
         warmup_n: Values learned before scores are given (0.0 before).
@@ -71,12 +76,13 @@ class SeriesDetector:
         n_bins: int = 8,
         alpha: float = 0.01,
         smoothing: float = 0.1,
-        context_nats: float = 18.0,
+        context_nats: float = 12.0,
         deviation_nats: float = 23.0,
-        count_power: float = 0.1,
-        grid_levels: int = 8,
+        novelty_power: float = 2.0,
+        grid_levels: int = 16,
         grid_n: int = 150,
         max_levels: int = 256,
+        lags: tuple[int, ...] = (24, 48, 96, 144, 168, 288, 336),
         suppress_n: int = 150,
         warmup_n: int = 10,
     ) -> None:
@@ -90,14 +96,16 @@ class SeriesDetector:
             raise ValueError(f"context_nats must be > 0, got {context_nats}")
         if not deviation_nats > 0:
             raise ValueError(f"deviation_nats must be > 0, got {deviation_nats}")
-        if not count_power >= 0:
-            raise ValueError(f"count_power must be >= 0, got {count_power}")
+        if not novelty_power > 0:
+            raise ValueError(f"novelty_power must be > 0, got {novelty_power}")
         if grid_levels < 1:
             raise ValueError(f"grid_levels must be >= 1, got {grid_levels}")
         if grid_n < 1:
             raise ValueError(f"grid_n must be >= 1, got {grid_n}")
         if max_levels < 1:
             raise ValueError(f"max_levels must be >= 1, got {max_levels}")
+        if any(lag < 1 for lag in lags):
+            raise ValueError(f"lags must be >= 1, got {lags}")
         if suppress_n < 0:
             raise ValueError(f"suppress_n must be >= 0, got {suppress_n}")
         if warmup_n < 0:
@@ -107,10 +115,11 @@ class SeriesDetector:
         self.smoothing = smoothing
         self.context_nats = context_nats
         self.deviation_nats = deviation_nats
-        self.count_power = count_power
+        self.novelty_power = novelty_power
         self.grid_levels = grid_levels
         self.grid_n = grid_n
         self.max_levels = max_levels
+        self.lags = tuple(lags)
         self.suppress_n = suppress_n
         self.warmup_n = warmup_n
         self._n = 0
@@ -119,17 +128,19 @@ class SeriesDetector:
         self._mean = 0.0
         self._var = 0.0
         self._prev_bin = -1
-        self._counts = [0] * n_bins
         self._transitions = [0] * (n_bins * n_bins)
         self._from = [0] * n_bins
         self._grid_lo = 0.0
         self._grid_width = 0.0  # 0.0 until the grid is frozen
         self._levels: dict[int, int] = {}
         self._pending: list[float] = []  # the values before the grid is frozen
+        self._past: deque[float] = deque(maxlen=max(self.lags, default=1))
+        self._lag_var = [0.0] * len(self.lags)
+        self._lag_n = [0] * len(self.lags)
         self._recent: deque[float] = deque(maxlen=max(suppress_n, 1))
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        """Learns one value: its surprise for suppression, then the bins, levels and moments.
+        """Learns one value: its surprise for suppression, then bins, levels, lags and moments.
 
         Args:
             x: ``{"value": a finite number}``.
@@ -142,7 +153,6 @@ class SeriesDetector:
         self._lo = min(self._lo, value)
         self._hi = max(self._hi, value)
         b = self._bin(value, self._lo, self._hi)
-        self._counts[b] += 1
         if self._prev_bin >= 0:
             self._transitions[self._prev_bin * self.n_bins + b] += 1
             self._from[self._prev_bin] += 1
@@ -150,6 +160,14 @@ class SeriesDetector:
         d = value - self._mean
         self._mean += self.alpha * d
         self._var = (1.0 - self.alpha) * (self._var + self.alpha * d * d)
+        past = self._past
+        for k, lag in enumerate(self.lags):
+            if len(past) >= lag:
+                r = value - past[-lag]
+                n = self._lag_n[k] = self._lag_n[k] + 1
+                a = max(self.alpha, 1.0 / n)
+                self._lag_var[k] = (1.0 - a) * self._lag_var[k] + a * r * r
+        past.append(value)
         self._n += 1
         self._learn_level(value)
 
@@ -195,11 +213,16 @@ class SeriesDetector:
             context = -math.log(p)
         eps = (1e-3 * (hi - lo) + 1e-12) ** 2
         z = abs(value - self._mean) / math.sqrt(self._var + eps)
+        past = self._past
+        for k, lag in enumerate(self.lags):
+            # A lag speaks once its variance has seen two full cycles of differences.
+            if self._lag_n[k] >= 2 * lag:
+                z = min(z, abs(value - past[-lag]) / math.sqrt(self._lag_var[k] + eps))
         deviation = -math.log(max(math.erfc(z / math.sqrt(2.0)), _TINY))
-        deviation /= math.pow(1.0 + self._counts[b], self.count_power)
         novelty = 0.0
         if self._grid_width > 0:
-            novelty = 1.0 / (1.0 + self._levels.get(self._level(value), 0))
+            count = self._levels.get(self._level(value), 0)
+            novelty = 1.0 / math.pow(1.0 + count, self.novelty_power)
         return max(novelty, context / self.context_nats, deviation / self.deviation_nats)
 
     def _learn_level(self, value: float) -> None:
@@ -240,8 +263,8 @@ class SeriesDetector:
         return (
             f"SeriesDetector(n_bins={self.n_bins}, alpha={self.alpha}, "
             f"smoothing={self.smoothing}, context_nats={self.context_nats}, "
-            f"deviation_nats={self.deviation_nats}, count_power={self.count_power}, "
+            f"deviation_nats={self.deviation_nats}, novelty_power={self.novelty_power}, "
             f"grid_levels={self.grid_levels}, grid_n={self.grid_n}, "
-            f"max_levels={self.max_levels}, suppress_n={self.suppress_n}, "
+            f"max_levels={self.max_levels}, lags={self.lags}, suppress_n={self.suppress_n}, "
             f"warmup_n={self.warmup_n})"
         )

@@ -28,7 +28,8 @@ def test_spike_scores_high_after_noise() -> None:
     detector = SeriesDetector()
     normal = _run(detector, _noise(0, 2000))
     [spike] = _run(detector, [200.0])
-    assert max(normal[500:]) < 0.5 < spike
+    # A new extreme of the noise may reach a new level (0.5); the spike is far beyond.
+    assert max(normal[500:]) <= 0.5 < 0.8 < spike
 
 
 def test_level_shift_is_detected_once() -> None:
@@ -71,7 +72,7 @@ def test_level_inside_the_range_but_never_visited_is_novel() -> None:
     wave = [0.0 if (k // 50) % 2 else 10.0 for k in range(3000)]
     detector = SeriesDetector()
     _run(detector, wave)
-    assert detector.raw_score_one({"value": 10.0}) < 0.2
+    assert detector.raw_score_one({"value": 0.0}) < 0.2  # the run at 0 goes on
     assert detector.raw_score_one({"value": 5.0}) >= 0.5
 
 
@@ -107,7 +108,8 @@ def test_pickle_round_trip_across_the_grid_freeze() -> None:
         ({"smoothing": 0.0}, "smoothing"),
         ({"context_nats": 0.0}, "context_nats"),
         ({"deviation_nats": 0.0}, "deviation_nats"),
-        ({"count_power": -1.0}, "count_power"),
+        ({"novelty_power": 0.0}, "novelty_power"),
+        ({"lags": (24, 0)}, "lags"),
         ({"grid_levels": 0}, "grid_levels"),
         ({"grid_n": 0}, "grid_n"),
         ({"max_levels": 0}, "max_levels"),
