@@ -25,6 +25,8 @@ Contract:
 - With ``AGENTWATCH_API_URL``, a poller reconciles the same control state from the service
   API (the pull fallback), idempotently with the webhooks.
 - ``agentwatch.sdk.langgraph`` records LangGraph checkpoints and resumes threads on rollback.
+- ``agentwatch.sdk.langchain`` records LangChain tool runs as guarded actions (a callback
+  handler; importing it needs ``langchain-core``).
 - The SDK never raises into the agent except :class:`CircuitOpenError`; failures of export and
   heartbeat are logged once and counted. All errors raised on purpose derive from
   :class:`AgentwatchError`.
