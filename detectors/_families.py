@@ -24,6 +24,7 @@ _DRIFT = "decision_drift"
 _ERROR_RATE = "error_rate"
 _LATENCY = "decision_latency"
 _GOAL_STALL = "goal_stall"
+_RUNNING = "running"  # agentwatch.agent.status of an agent at work
 
 
 def _level(score: float, warning: float, critical: float) -> int:
@@ -275,6 +276,8 @@ class FamilyHandlers:
         )
 
     def _process_heartbeat(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
+        if event.key and event.key != _RUNNING:
+            state.rate.pause()  # an idle agent's silence is not a rate to learn
         score, seen, expected, span = state.drop.beat(event.ts_ns / _NS_PER_S, event.key)
         if score < self.drop_warning_nats:
             state.drop_level = 0
@@ -372,11 +375,19 @@ class FamilyHandlers:
     def _process_decision(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
         run, slow_s, usual_s = state.latency.observe(event.duration_s)
         if run == 0.0:
-            state.latency_level = 0
+            # Re-armed only by as many usual decisions in a row as make an alarm: one fast
+            # decision amid slow ones does not end the episode.
+            if state.latency_level:
+                state.latency_level += 1
+                if state.latency_level > self.latency_min_run:
+                    state.latency_level = 0
             return []
-        if run < self.latency_min_run or state.latency_level:
+        if state.latency_level:
+            state.latency_level = 1  # still slow: the calm streak starts over
             return []
-        state.latency_level = Severity.WARNING.rank
+        if run < self.latency_min_run:
+            return []
+        state.latency_level = 1  # raised; counts usual decisions since, plus one
         out: list[Anomaly] = []
         self._raise(
             event,

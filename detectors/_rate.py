@@ -10,6 +10,8 @@ from river import stats
 
 __all__ = ["ActionRateDetector"]
 
+_SQRT2 = math.sqrt(2.0)
+
 
 class ActionRateDetector:
     """Scores how far the current window's action count is above the learned per-window baseline.
@@ -21,14 +23,20 @@ class ActionRateDetector:
     already closed (late, out of order) is counted in the current window: no closed window is kept,
     so totals stay exact and per-window counts are exact for in-order streams.
 
-    ``score_one(x)`` is the z-score of the current, still open window's count including ``x``::
+    ``score_one(x)`` is the z-score of the current, still open window's count including ``x``,
+    or of that count plus the previous window's, whichever is higher::
 
-        (count - mean) / max(std, sqrt(max(mean, 1)))
+        (count - mean) / scale,  (count + previous - 2 mean) / (sqrt(2) scale),
+        scale = max(std, sqrt(max(mean, 1)))
 
     The Poisson-like floor keeps a quiet agent from alarming on a couple of extra actions. Because
-    the open window is scored, a spike is visible before its window closes. The first event of a new
-    window is scored against the baseline as it stands, before the windows it closes are learned: a
-    count of 1 scores at most 1.0, so this never hides a spike.
+    the open window is scored, a spike is visible before its window closes; the two-window sum
+    makes a spike of a slow agent (5x of 1.5 actions/s) visible within two windows. The first event
+    of a new window is scored against the baseline as it stands, before the windows it closes are
+    learned: a count of 1 scores at most 1.0, so this never hides a spike.
+
+    :meth:`pause` marks the silence up to the next event as expected (the agent said it was idle):
+    the empty windows it spans are not learned, so a bursty agent's baseline is its working rate.
 
     This first cut scores spikes only: negative z-scores are clipped to 0.0. Drops, stalls and
     level shifts come later. The score is 0.0 until ``warmup_windows`` windows have been learned.
@@ -43,6 +51,8 @@ class ActionRateDetector:
             faster.
         warmup_windows: Learned windows before scores are given.
         max_gap_windows: Most empty windows learned when events resume after a silence.
+        clip_z: Once warm, a closed window's count is learned as at most the baseline mean plus
+            this many scales.
 
     Example:
         >>> from agentwatch.detectors import ActionRateDetector
@@ -64,6 +74,7 @@ class ActionRateDetector:
         alpha: float = 0.1,
         warmup_windows: int = 10,
         max_gap_windows: int = 60,
+        clip_z: float = 3.0,
     ) -> None:
         if not (window_s > 0 and math.isfinite(window_s)):
             raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
@@ -73,10 +84,13 @@ class ActionRateDetector:
             raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
         if max_gap_windows < 0:
             raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
+        if not clip_z > 0:
+            raise ValueError(f"clip_z must be > 0, got {clip_z}")
         self.window_s = window_s
         self.alpha = alpha
         self.warmup_windows = warmup_windows
         self.max_gap_windows = max_gap_windows
+        self.clip_z = clip_z
         self._mean = stats.EWMean(fading_factor=alpha)
         self._var = stats.EWVar(fading_factor=alpha)
         self._window: int | None = None
@@ -86,6 +100,17 @@ class ActionRateDetector:
         self._base_mean = 0.0
         self._base_std = 0.0
         self._base_scale = 1.0
+        self._prev_count = 0  # count of the window just before the open one (0: not adjacent)
+        self._paused = False
+
+    # Defaults for detectors pickled before these attributes existed (snapshot version 1).
+    _prev_count = 0
+    _paused = False
+    clip_z = 1e9  # version 1 detectors learned every count as it was
+
+    def pause(self) -> None:
+        """The agent is idle: do not learn the empty windows before its next action."""
+        self._paused = True
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Counts ``x`` in its window, first learning the windows its arrival closes.
@@ -121,7 +146,13 @@ class ActionRateDetector:
         mean, std = self._base_mean, self._base_std
         z = 0.0
         if self._n_windows >= self.warmup_windows:
+            if window == current:
+                previous = self._prev_count
+            else:
+                previous = self._count if current is not None and window == current + 1 else 0
             z = max((count - mean) / self._base_scale, 0.0)
+            if previous:
+                z = max(z, (count + previous - 2 * mean) / (_SQRT2 * self._base_scale))
         if window == current:
             self._count = count
         else:
@@ -143,8 +174,16 @@ class ActionRateDetector:
         """Learn the open window and the empty ones before ``window``; refresh the baseline."""
         if self._window is None:
             return
-        self._learn_count(self._count)
-        for _ in range(min(window - self._window - 1, self.max_gap_windows)):
+        # Winsorized: a spike's windows move the baseline by at most ``clip_z`` scales each, so
+        # that a spike is not learned as normal within a few windows; a lasting shift still is.
+        count: float = self._count
+        if self._n_windows >= self.warmup_windows:
+            count = min(count, self._base_mean + self.clip_z * self._base_scale)
+        self._learn_count(count)
+        self._prev_count = self._count if window == self._window + 1 else 0
+        gap = 0 if self._paused else min(window - self._window - 1, self.max_gap_windows)
+        self._paused = False
+        for _ in range(gap):
             self._learn_count(0)
         mean = float(self._mean.get())
         std = math.sqrt(max(self._var.get(), 0.0))
@@ -164,8 +203,18 @@ class ActionRateDetector:
         if self._n_windows < self.warmup_windows:
             return 0.0
         mean = self._mean.get()
-        z = (count - mean) / max(self.std, math.sqrt(max(mean, 1.0)))
-        return max(z, 0.0)
+        scale = max(self.std, math.sqrt(max(mean, 1.0)))
+        z = max((count - mean) / scale, 0.0)
+        window = self.window_one(x)
+        if window == self._window:
+            previous = self._prev_count
+        elif self._window is not None and window == self._window + 1:
+            previous = self._count
+        else:
+            previous = 0
+        if previous:
+            z = max(z, (count + previous - 2 * mean) / (_SQRT2 * scale))
+        return z
 
     def window_one(self, x: dict[str, Any]) -> int:
         """Returns the index of the window ``x`` would be counted in (late events: the open one).
@@ -208,7 +257,7 @@ class ActionRateDetector:
         """True once ``warmup_windows`` windows have been learned."""
         return self._n_windows >= self.warmup_windows
 
-    def _learn_count(self, count: int) -> None:
+    def _learn_count(self, count: float) -> None:
         self._mean.update(count)
         self._var.update(count)
         self._n_windows += 1
@@ -216,5 +265,6 @@ class ActionRateDetector:
     def __repr__(self) -> str:
         return (
             f"ActionRateDetector(window_s={self.window_s}, alpha={self.alpha}, "
-            f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows})"
+            f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows}, "
+            f"clip_z={self.clip_z})"
         )

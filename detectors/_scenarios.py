@@ -18,13 +18,13 @@ Normal variation, so that detectors are judged against more than a steady Poisso
 
 Faults (:data:`FAULT_TYPES`), each with its labelled window ``[start, end)``: ``tool_loop`` (one
 call repeated 4-10 times at the agent's pace), ``cycle`` (a 2- or 3-call sequence repeated 3-6
-times), ``rate_spike`` (5x for 20-60 s), ``rate_drop`` (to 10-20 % for 60-180 s),
-``stall`` (no actions for 60-180 s while heartbeats say ``running``), ``decision_drift`` (the
-destructive tool takes 60-80 % of calls for 30-120 s), ``heartbeat_loss`` (the process dies for
-60-180 s, then restarts), ``error_burst`` (60-90 % of calls fail for 30-90 s), ``slow_decisions``
-(decision latency x6-10 for 60-120 s), ``goal_stall`` (actions go on, goal progress stays flat for
-60-180 s). No fault starts before an agent's ``warmup_s``; faults on one agent are 5-10 minutes
-apart.
+times), ``rate_spike`` (5x the agent's actual rate, calls without decisions, for 20-60 s),
+``rate_drop`` (to 10-20 % for 60-180 s), ``stall`` (no actions for 60-180 s while heartbeats
+say ``running``), ``decision_drift`` (the destructive tool takes 60-80 % of calls for 30-120 s),
+``heartbeat_loss`` (the process dies for 60-180 s, then restarts), ``error_burst`` (60-90 % of
+calls fail for 30-90 s), ``slow_decisions`` (decision latency x6-10 for 60-120 s), ``goal_stall``
+(actions go on, goal progress stays flat for 60-180 s). No fault starts before an agent's
+``warmup_s``; faults on one agent are 5-10 minutes apart.
 """
 
 from __future__ import annotations
@@ -398,9 +398,10 @@ class _AgentSim:
         error_p: float | None = None,
     ) -> Iterator[tuple[float, AgentEvent]]:
         rng = self.rng
-        decided = max(at - decision_s, self.last)
-        yield decided, self._event(EventKind.DECISION, decided, key=tool, duration_s=decision_s)
-        at = max(at, decided)
+        if decision_s > 0:
+            decided = max(at - decision_s, self.last)
+            yield decided, self._event(EventKind.DECISION, decided, key=tool, duration_s=decision_s)
+        at = max(at, self.last)
         if not fingerprint:
             self.n += 1
             fingerprint = f"call-{self.n}"
@@ -473,13 +474,21 @@ class _AgentSim:
             return end
         t = start
         frozen = progress
+        # The agent's usual step at this time of day, decision latency included: a spike is five
+        # times its real rate, not its nominal one.
+        usual_step = (
+            sum(max(rng.expovariate(self._rate(start)), self._latency() + 0.02) for _ in range(64))
+            / 64
+        )
         while True:
             factor = plan.factor if kind in ("rate_spike", "rate_drop") else 1.0
             latency_factor = plan.factor if kind == "slow_decisions" else 1.0
-            if kind == "rate_spike":
-                latency_factor = 1.0 / plan.factor  # a runaway agent stops deliberating
             decision = self._latency(latency_factor)
             at = t + max(rng.expovariate(self._rate(t) * factor), decision + 0.02)
+            if kind == "rate_spike":
+                # A runaway agent floods calls without deliberating (as the demo's does).
+                decision = 0.0
+                at = t + rng.expovariate(factor / usual_step)
             if at >= end:
                 return end
             tool = self._next_tool(at)
