@@ -23,7 +23,9 @@ class SeriesDetector:
       chance of a new level estimated from the ``f`` new levels found in the ``n`` values since
       the grid froze (a Chinese-restaurant estimate): a new level is news in a steady stream, and
       routine in one that keeps drifting. A value in a level visited ``c`` times scores
-      ``1 / (1 + c) ** novelty_power``;
+      ``1 / (1 + c) ** novelty_power``. A step between two levels (from the previous value's
+      level to this one's) never taken before scores ``-ln P(new step) / step_nats``, estimated
+      the same way from the steps taken since the grid froze;
     * context: ``-ln p`` of the value's bin given the previous value's bin (a first-order Markov
       chain over ``n_bins`` bins of the running ``[min, max]``), over ``context_nats``, so a known
       value in an unknown order is surprising too;
@@ -43,12 +45,12 @@ class SeriesDetector:
     every other one as a false positive). A surprise ``s`` is returned as ``s / (1 + s)``, which
     keeps the order of surprises above 1.0 too.
 
-    One configuration for every stream: the defaults score 61.7 (standard), 53.2 (low FP) and
-    66.8 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
+    One configuration for every stream: the defaults score 63.0 (standard), 53.5 (low FP) and
+    68.1 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
 
-    State is O(``n_bins``² + ``max(lags)`` + ``suppress_n`` + ``max_levels``) numbers, about
-    8 KiB pickled with the defaults on NAB's streams; cost is O(``len(lags)`` + ``suppress_n``)
-    per value. Not thread-safe; no I/O.
+    State is O(``n_bins``² + ``max(lags)`` + ``max_levels`` + ``max_steps``) numbers (and up to
+    ``suppress_n``, typically a handful), at most 6.5 KiB pickled with the defaults on NAB's
+    streams; cost is O(``len(lags)``) per value. Not thread-safe; no I/O.
 
     Args:
         n_bins: Bins of the running value range (context), >= 2.
@@ -59,6 +61,8 @@ class SeriesDetector:
         novelty_nats: Surprise of a new level, in nats, that scores 1.0, > 0.
         novelty_power: How fast a level's novelty fades with visits, > 0.
         known_level_cap: Largest deviation surprise of a value in a visited level, > 0.
+        step_nats: Surprise of a new step between levels, in nats, that scores 1.0, > 0.
+        max_steps: Steps between levels remembered; beyond it the oldest is forgotten, >= 1.
         grid_levels: Levels across the range of the first ``grid_n`` values, >= 1.
         grid_n: Values learned before the novelty grid is frozen, >= 1; no novelty before.
         max_levels: Levels remembered; beyond it the least visited is forgotten, >= 1.
@@ -88,9 +92,11 @@ class SeriesDetector:
         novelty_nats: float = 4.0,
         novelty_power: float = 2.0,
         known_level_cap: float = 0.8,
+        step_nats: float = 6.0,
+        max_steps: int = 128,
         grid_levels: int = 16,
         grid_n: int = 150,
-        max_levels: int = 256,
+        max_levels: int = 64,
         lags: tuple[int, ...] = (24, 48, 96, 144, 168, 288, 336),
         suppress_n: int = 150,
         warmup_n: int = 10,
@@ -111,6 +117,10 @@ class SeriesDetector:
             raise ValueError(f"novelty_power must be > 0, got {novelty_power}")
         if not known_level_cap > 0:
             raise ValueError(f"known_level_cap must be > 0, got {known_level_cap}")
+        if not step_nats > 0:
+            raise ValueError(f"step_nats must be > 0, got {step_nats}")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         if grid_levels < 1:
             raise ValueError(f"grid_levels must be >= 1, got {grid_levels}")
         if grid_n < 1:
@@ -131,6 +141,8 @@ class SeriesDetector:
         self.novelty_nats = novelty_nats
         self.novelty_power = novelty_power
         self.known_level_cap = known_level_cap
+        self.step_nats = step_nats
+        self.max_steps = max_steps
         self.grid_levels = grid_levels
         self.grid_n = grid_n
         self.max_levels = max_levels
@@ -150,11 +162,17 @@ class SeriesDetector:
         self._levels: dict[int, int] = {}
         self._filed = 0  # values filed in the frozen grid
         self._found = 0  # of which in a level not visited before
+        self._level_at = 0  # the last value's level, once the grid is frozen
+        self._steps: dict[tuple[int, int], None] = {}  # steps between levels taken, oldest first
+        self._stepped = 0  # steps taken since the grid froze
+        self._new_steps = 0  # of which not taken before
         self._pending: list[float] = []  # the values before the grid is frozen
         self._past: deque[float] = deque(maxlen=max(self.lags, default=1))
         self._lag_var = [0.0] * len(self.lags)
         self._lag_n = [0] * len(self.lags)
-        self._recent: deque[float] = deque(maxlen=max(suppress_n, 1))
+        # (index, surprise) of the learned values that may still mask a later one: the running
+        # maximum of the last ``suppress_n`` surprises, kept as a decreasing queue.
+        self._recent: deque[tuple[int, float]] = deque()
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Learns one value: its surprise for suppression, then bins, levels, lags and moments.
@@ -164,7 +182,12 @@ class SeriesDetector:
         """
         value = self._value(x)
         if self.suppress_n:
-            self._recent.append(self._surprise(value))
+            surprise, recent = self._surprise(value), self._recent
+            while recent and recent[-1][1] <= surprise:
+                recent.pop()
+            recent.append((self._n, surprise))
+            while recent[0][0] <= self._n - self.suppress_n:
+                recent.popleft()
         if self._n == 0:
             self._lo = self._hi = self._mean = value
         self._lo = min(self._lo, value)
@@ -203,7 +226,7 @@ class SeriesDetector:
         if self._n < max(self.warmup_n, 1):
             return 0.0
         surprise = self._surprise(value)
-        if self.suppress_n and self._recent and surprise <= max(self._recent):
+        if self.suppress_n and self._recent and surprise <= self._recent[0][1]:
             return 0.0
         return surprise / (1.0 + surprise)
 
@@ -238,13 +261,17 @@ class SeriesDetector:
         deviation = -math.log(max(math.erfc(z / math.sqrt(2.0)), _TINY)) / self.deviation_nats
         novelty = 0.0
         if self._grid_width > 0:
-            count = self._levels.get(self._level(value), 0)
+            level = self._level(value)
+            count = self._levels.get(level, 0)
             if count:
                 novelty = 1.0 / math.pow(1.0 + count, self.novelty_power)
                 deviation = min(deviation, self.known_level_cap)
             else:
                 p_new = (self._found + 1) / (self._filed + self._found + 1)
                 novelty = -math.log(p_new) / self.novelty_nats
+            if (self._level_at, level) not in self._steps:
+                p_new = (self._new_steps + 1) / (self._stepped + self._new_steps + 1)
+                novelty = max(novelty, -math.log(p_new) / self.step_nats)
         return max(novelty, context / self.context_nats, deviation)
 
     def _learn_level(self, value: float) -> None:
@@ -257,10 +284,20 @@ class SeriesDetector:
             self._grid_lo = self._lo
             self._grid_width = (span if span > 0 else max(abs(self._hi), 1.0)) / self.grid_levels
             pending, self._pending = self._pending, []
+            self._level_at = self._level(value)
         else:
             pending = [value]
+            level = self._level(value)
             self._filed += 1
-            self._found += self._level(value) not in self._levels
+            self._found += level not in self._levels
+            step = (self._level_at, level)
+            self._stepped += 1
+            if step not in self._steps:
+                self._new_steps += 1
+                self._steps[step] = None
+                if len(self._steps) > self.max_steps:
+                    del self._steps[next(iter(self._steps))]
+            self._level_at = level
         for v in pending:
             level = self._level(v)
             self._levels[level] = self._levels.get(level, 0) + 1
@@ -289,6 +326,7 @@ class SeriesDetector:
             f"smoothing={self.smoothing}, context_nats={self.context_nats}, "
             f"deviation_nats={self.deviation_nats}, novelty_nats={self.novelty_nats}, "
             f"novelty_power={self.novelty_power}, known_level_cap={self.known_level_cap}, "
+            f"step_nats={self.step_nats}, max_steps={self.max_steps}, "
             f"grid_levels={self.grid_levels}, grid_n={self.grid_n}, "
             f"max_levels={self.max_levels}, lags={self.lags}, suppress_n={self.suppress_n}, "
             f"warmup_n={self.warmup_n})"

@@ -92,11 +92,35 @@ def test_a_new_level_means_less_in_a_drifting_stream() -> None:
     assert drifting.raw_score_one({"value": 300.0}) < steady.raw_score_one({"value": 150.0})
 
 
+def test_a_step_never_taken_is_novel() -> None:
+    # A staircase 0 -> 1 -> 2 -> 3 -> 0 ...: every level is known, 0 -> 2 is a new step.
+    stairs = [float((k // 25) % 4) for k in range(6000)]
+    detector = SeriesDetector()
+    _run(detector, [*stairs, 0.0])  # ends at the start of a run at 0
+    assert detector.raw_score_one({"value": 0.0}) < 0.2
+    assert detector.raw_score_one({"value": 2.0}) > 0.5
+
+
+def test_suppression_matches_the_maximum_of_the_last_surprises() -> None:
+    values = _noise(7, 1500)
+    masked = SeriesDetector(suppress_n=40, warmup_n=0)
+    raw = SeriesDetector(suppress_n=0, warmup_n=0)
+    history: list[float] = []
+    for v in values:
+        x = {"value": v}
+        surprise = raw.raw_score_one(x)
+        expected = 0.0 if history and surprise <= max(history[-40:]) else surprise
+        assert masked.score_one(x) == expected
+        history.append(surprise)
+        masked.learn_one(x)
+        raw.learn_one(x)
+
+
 def test_levels_stay_bounded_on_a_trend() -> None:
     detector = SeriesDetector(max_levels=16)
-    _run(detector, [float(k) for k in range(2000)])
+    _run(detector, [float(k) for k in range(20_000)])
     small = len(pickle.dumps(detector))
-    _run(detector, [float(k) for k in range(2000, 20_000)])
+    _run(detector, [float(k) for k in range(20_000, 40_000)])
     assert len(pickle.dumps(detector)) <= small + 64  # a trend visits a new level every few values
 
 
@@ -119,6 +143,8 @@ def test_pickle_round_trip_across_the_grid_freeze() -> None:
         ({"novelty_nats": 0.0}, "novelty_nats"),
         ({"novelty_power": 0.0}, "novelty_power"),
         ({"known_level_cap": 0.0}, "known_level_cap"),
+        ({"step_nats": 0.0}, "step_nats"),
+        ({"max_steps": 0}, "max_steps"),
         ({"lags": (24, 0)}, "lags"),
         ({"grid_levels": 0}, "grid_levels"),
         ({"grid_n": 0}, "grid_n"),
