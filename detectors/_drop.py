@@ -107,8 +107,18 @@ class ActivityDropDetector:
         counts, lengths = self._with_period(float(x["t"]), str(x.get("status", _RUNNING)))
         return self._surprise(counts, lengths)[0]
 
-    def beat(self, t: float, status: str) -> tuple[float, int, float, float]:
+    def beat(
+        self, t: float, status: str, fallback: tuple[float, float] | None = None
+    ) -> tuple[float, int, float, float]:
         """``score_one`` then ``learn_one`` of a heartbeat, the pipeline's path.
+
+        Args:
+            t: Event time (s).
+            status: The heartbeat's agent status ("" when absent: running).
+            fallback: (actions per second, dispersion) to score against until this detector's
+                own baseline is warm: an agent that works in bursts shorter than its heartbeat
+                interval never shows a running period, but the action-rate detector knows its
+                working rate.
 
         Returns:
             (score in nats, actions seen, actions expected, seconds looked back over) of the
@@ -118,7 +128,7 @@ class ActivityDropDetector:
         if running and t <= self._last_beat:  # False while _last_beat is NaN
             return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
         counts, lengths = self._with_period(t, status)
-        score, seen, expected, span = self._surprise(counts, lengths)
+        score, seen, expected, span = self._surprise(counts, lengths, fallback)
         if counts and score < self.learn_below_nats:
             self._learn(counts[-1], lengths[-1])
         self._counts, self._lengths = counts, lengths
@@ -136,10 +146,21 @@ class ActivityDropDetector:
         keep = self.periods - 1
         return [*self._counts[-keep:], self.count], [*self._lengths[-keep:], length]
 
-    def _surprise(self, counts: list[int], lengths: list[float]) -> tuple[float, int, float, float]:
-        if self._n < self.warmup_periods or len(counts) < 2 or self._rate <= 0:
+    def _surprise(
+        self,
+        counts: list[int],
+        lengths: list[float],
+        fallback: tuple[float, float] | None = None,
+    ) -> tuple[float, int, float, float]:
+        if len(counts) < 2:
             return 0.0, 0, 0.0, 0.0
-        dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
+        if self._n >= self.warmup_periods and self._rate > 0:
+            rate = self._rate
+            dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
+        elif fallback is not None and fallback[0] > 0:
+            rate, dispersion = fallback[0], max(1.0, fallback[1])
+        else:
+            return 0.0, 0, 0.0, 0.0
         best = (0.0, 0, 0.0, 0.0)
         seen, span = 0, 0.0
         for k in range(1, len(counts) + 1):
@@ -147,7 +168,7 @@ class ActivityDropDetector:
             span += lengths[-k]
             if k < 2:
                 continue
-            expected = self._rate * span
+            expected = rate * span
             if seen >= expected:
                 continue
             nats = expected - seen + (seen * math.log(seen / expected) if seen else 0.0)

@@ -154,12 +154,13 @@ class FamilyHandlers:
         rate = state.rate
         previous = rate.window
         window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
-        # When the open window closes, its last score was its highest; an empty window in between
-        # scored 0. Either below the warning threshold ends the excursion.
+        # When the open window closes, its last score was its highest; below the warning
+        # threshold it ends the excursion. So does a silence longer than the three windows the
+        # scores sum over; a shorter one does not (the next window still sums in the spike).
         if (
             previous is not None
             and window != previous
-            and (state.rate_last_z < self.rate_warning_z or window > previous + 1)
+            and (state.rate_last_z < self.rate_warning_z or window > previous + 3)
         ):
             state.rate_level = 0
         state.rate_last_z = z
@@ -278,7 +279,11 @@ class FamilyHandlers:
     def _process_heartbeat(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
         if event.key and event.key != _RUNNING:
             state.rate.pause()  # an idle agent's silence is not a rate to learn
-        score, seen, expected, span = state.drop.beat(event.ts_ns / _NS_PER_S, event.key)
+        rate, fallback = state.rate, None
+        if rate.warm and not state.drop.warm:
+            mean = rate.mean
+            fallback = (mean / self.rate_window_s, rate.std**2 / mean if mean > 0 else 1.0)
+        score, seen, expected, span = state.drop.beat(event.ts_ns / _NS_PER_S, event.key, fallback)
         if score < self.drop_warning_nats:
             state.drop_level = 0
             return []

@@ -64,8 +64,8 @@ class DetectorPipeline(FamilyHandlers):
       twice that; onset at the cycle's first call.
     * ``action_rate``: WARNING when the open window's z-score reaches ``rate_warning_z``, CRITICAL
       once when it reaches ``rate_critical_z``; at most one of each per excursion. The excursion
-      ends, and the pipeline re-arms, when a window closes scoring below ``rate_warning_z`` or an
-      empty window passes. The onset is the start of the window.
+      ends, and the pipeline re-arms, when a window closes scoring below ``rate_warning_z`` or
+      more than three windows pass without an action. The onset is the start of the window.
     * ``action_drop`` / ``action_stall`` (WARNING only): a heartbeat finds the recent running
       periods' actions ``drop_warning_nats`` below the agent's usual rate (``action_stall`` when
       none at all); once per excursion, re-armed by a heartbeat scoring below it. Onset: the

@@ -10,7 +10,7 @@ from river import stats
 
 __all__ = ["ActionRateDetector"]
 
-_SQRT2 = math.sqrt(2.0)
+_SQRT2, _SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
 
 
 class ActionRateDetector:
@@ -24,16 +24,16 @@ class ActionRateDetector:
     so totals stay exact and per-window counts are exact for in-order streams.
 
     ``score_one(x)`` is the z-score of the current, still open window's count including ``x``,
-    or of that count plus the previous window's, whichever is higher::
+    or of that count plus the previous one or two windows', whichever is highest::
 
-        (count - mean) / scale,  (count + previous - 2 mean) / (sqrt(2) scale),
-        scale = max(std, sqrt(max(mean, 1)))
+        (count - mean) / scale,  (count + p1 - 2 mean) / (sqrt(2) scale),
+        (count + p1 + p2 - 3 mean) / (sqrt(3) scale),  scale = max(std, sqrt(max(mean, 1)))
 
     The Poisson-like floor keeps a quiet agent from alarming on a couple of extra actions. Because
-    the open window is scored, a spike is visible before its window closes; the two-window sum
-    makes a spike of a slow agent (5x of 1.5 actions/s) visible within two windows. The first event
-    of a new window is scored against the baseline as it stands, before the windows it closes are
-    learned: a count of 1 scores at most 1.0, so this never hides a spike.
+    the open window is scored, a spike is visible before its window closes; the sums over two and
+    three windows make a spike of a slow agent (5x of 2 actions/s) visible within two or three.
+    The first event of a new window is scored against the baseline as it stands, before the
+    windows it closes are learned: a count of 1 scores little, so this never hides a spike.
 
     :meth:`pause` marks the silence up to the next event as expected (the agent said it was idle):
     the empty windows it spans are not learned, so a bursty agent's baseline is its working rate.
@@ -51,8 +51,9 @@ class ActionRateDetector:
             faster.
         warmup_windows: Learned windows before scores are given.
         max_gap_windows: Most empty windows learned when events resume after a silence.
-        clip_z: Once warm, a closed window's count is learned as at most the baseline mean plus
-            this many scales.
+        clip_z: Once warm, a closed window's count above the baseline mean plus this many scales
+            is an outlier: held out of the baseline, then learned as that limit.
+        hold_windows: Most outlier windows in a row held out of the baseline.
 
     Example:
         >>> from agentwatch.detectors import ActionRateDetector
@@ -75,6 +76,7 @@ class ActionRateDetector:
         warmup_windows: int = 10,
         max_gap_windows: int = 60,
         clip_z: float = 3.0,
+        hold_windows: int = 30,
     ) -> None:
         if not (window_s > 0 and math.isfinite(window_s)):
             raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
@@ -86,11 +88,15 @@ class ActionRateDetector:
             raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
         if not clip_z > 0:
             raise ValueError(f"clip_z must be > 0, got {clip_z}")
+        if hold_windows < 0:
+            raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
         self.window_s = window_s
         self.alpha = alpha
         self.warmup_windows = warmup_windows
         self.max_gap_windows = max_gap_windows
         self.clip_z = clip_z
+        self.hold_windows = hold_windows
+        self._held = 0  # consecutive windows held out of the baseline
         self._mean = stats.EWMean(fading_factor=alpha)
         self._var = stats.EWVar(fading_factor=alpha)
         self._window: int | None = None
@@ -101,12 +107,16 @@ class ActionRateDetector:
         self._base_std = 0.0
         self._base_scale = 1.0
         self._prev_count = 0  # count of the window just before the open one (0: not adjacent)
+        self._prev_count2 = 0  # and of the one before that
         self._paused = False
 
     # Defaults for detectors pickled before these attributes existed (snapshot version 1).
     _prev_count = 0
+    _prev_count2 = 0
     _paused = False
     clip_z = 1e9  # version 1 detectors learned every count as it was
+    hold_windows = 0
+    _held = 0
 
     def pause(self) -> None:
         """The agent is idle: do not learn the empty windows before its next action."""
@@ -146,13 +156,7 @@ class ActionRateDetector:
         mean, std = self._base_mean, self._base_std
         z = 0.0
         if self._n_windows >= self.warmup_windows:
-            if window == current:
-                previous = self._prev_count
-            else:
-                previous = self._count if current is not None and window == current + 1 else 0
-            z = max((count - mean) / self._base_scale, 0.0)
-            if previous:
-                z = max(z, (count + previous - 2 * mean) / (_SQRT2 * self._base_scale))
+            z = self._z(count, window, mean, self._base_scale)
         if window == current:
             self._count = count
         else:
@@ -174,13 +178,19 @@ class ActionRateDetector:
         """Learn the open window and the empty ones before ``window``; refresh the baseline."""
         if self._window is None:
             return
-        # Winsorized: a spike's windows move the baseline by at most ``clip_z`` scales each, so
-        # that a spike is not learned as normal within a few windows; a lasting shift still is.
+        # A window above ``clip_z`` scales is held out of the baseline, for up to ``hold_windows``
+        # in a row, so that a spike is not learned as normal within a few windows (it would
+        # inflate the variance first); past that, a lasting shift is learned, winsorized.
         count: float = self._count
-        if self._n_windows >= self.warmup_windows:
-            count = min(count, self._base_mean + self.clip_z * self._base_scale)
-        self._learn_count(count)
-        self._prev_count = self._count if window == self._window + 1 else 0
+        limit = self._base_mean + self.clip_z * self._base_scale
+        if self._n_windows >= self.warmup_windows and count > limit:
+            self._held += 1
+            count = -1.0 if self._held <= self.hold_windows else limit
+        else:
+            self._held = 0
+        if count >= 0:
+            self._learn_count(count)
+        self._prev_count, self._prev_count2 = self._previous(window)
         gap = 0 if self._paused else min(window - self._window - 1, self.max_gap_windows)
         self._paused = False
         for _ in range(gap):
@@ -202,18 +212,28 @@ class ActionRateDetector:
         count = self.count_one(x)
         if self._n_windows < self.warmup_windows:
             return 0.0
-        mean = self._mean.get()
+        mean = float(self._mean.get())
         scale = max(self.std, math.sqrt(max(mean, 1.0)))
+        return self._z(count, self.window_one(x), mean, scale)
+
+    def _previous(self, window: int) -> tuple[int, int]:
+        """Counts of the two windows before ``window`` (0 for empty or forgotten ones)."""
+        current = self._window
+        if current is None or window - current > 2:
+            return 0, 0
+        if window == current:
+            return self._prev_count, self._prev_count2
+        if window == current + 1:
+            return self._count, self._prev_count
+        return 0, self._count
+
+    def _z(self, count: int, window: int, mean: float, scale: float) -> float:
+        p1, p2 = self._previous(window)
         z = max((count - mean) / scale, 0.0)
-        window = self.window_one(x)
-        if window == self._window:
-            previous = self._prev_count
-        elif self._window is not None and window == self._window + 1:
-            previous = self._count
-        else:
-            previous = 0
-        if previous:
-            z = max(z, (count + previous - 2 * mean) / (_SQRT2 * scale))
+        if p1:
+            z = max(z, (count + p1 - 2 * mean) / (_SQRT2 * scale))
+        if p1 or p2:
+            z = max(z, (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale))
         return z
 
     def window_one(self, x: dict[str, Any]) -> int:
@@ -266,5 +286,5 @@ class ActionRateDetector:
         return (
             f"ActionRateDetector(window_s={self.window_s}, alpha={self.alpha}, "
             f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows}, "
-            f"clip_z={self.clip_z})"
+            f"clip_z={self.clip_z}, hold_windows={self.hold_windows})"
         )
