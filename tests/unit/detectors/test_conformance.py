@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from agentwatch.detectors import (
     ActionRateDetector,
+    ActivityDropDetector,
+    CycleDetector,
     DetectorPipeline,
+    ErrorBurstDetector,
+    GoalStallDetector,
+    KeyDriftDetector,
+    LatencyDetector,
     LoopDetector,
     SeriesDetector,
     TransitionModel,
@@ -45,15 +51,71 @@ def _session_stream(seed: int, n: int = 400) -> Stream:
     return [{"keys": keys} for keys in synthetic_sessions(seed, n_train=n, n_test=0).train]
 
 
+def _activity_stream(seed: int, n: int = 400) -> Stream:
+    """Actions at 3/s and a heartbeat each second, now and then idle."""
+    times = poisson_times(seed, rate_per_s=3, start_s=T0_S, duration_s=n / 4)
+    beats = [
+        {"t": T0_S + s, "heartbeat": True, "status": "idle" if s % 97 == 0 else "running"}
+        for s in range(int(n / 4))
+    ]
+    return sorted([{"t": t} for t in times] + beats, key=lambda x: x["t"])[:n]
+
+
+def _key_stream(seed: int, n: int = 400) -> Stream:
+    rng = np.random.default_rng(seed)
+    return [{"key": f"tool-{k}"} for k in rng.choice(5, size=n, p=[0.4, 0.3, 0.2, 0.09, 0.01])]
+
+
+def _error_stream(seed: int, n: int = 400) -> Stream:
+    rng = np.random.default_rng(seed)
+    return [{"error": bool(e)} for e in rng.random(n) < 0.03]
+
+
+def _latency_stream(seed: int, n: int = 400) -> Stream:
+    rng = np.random.default_rng(seed)
+    return [{"duration_s": float(d)} for d in 0.3 * np.exp(0.3 * rng.standard_normal(n))]
+
+
+def _goal_stream(seed: int, n: int = 400) -> Stream:
+    rng = np.random.default_rng(seed)
+    stream: Stream = []
+    goal, progress = 0, 0.0
+    while len(stream) < n:
+        stream.append({})  # an action
+        if rng.random() < 0.8:
+            progress = min(1.0, progress + 0.2)
+            stream.append({"goal": f"g{goal}", "progress": progress})
+            if progress >= 1.0:
+                goal, progress = goal + 1, 0.0
+    return stream[:n]
+
+
 CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
     "loop": (LoopDetector, _loop_stream),
+    "cycle": (CycleDetector, _loop_stream),
     "action_rate": (ActionRateDetector, _rate_stream),
+    "activity_drop": (ActivityDropDetector, _activity_stream),
+    "key_drift": (KeyDriftDetector, _key_stream),
+    "error_burst": (ErrorBurstDetector, _error_stream),
+    "latency": (LatencyDetector, _latency_stream),
+    "goal_stall": (GoalStallDetector, _goal_stream),
     "series": (SeriesDetector, _series_stream),
     "transition": (TransitionModel, _session_stream),
 }
 # Pickled bytes a warm detector may take. The series detector keeps its last ``suppress_n`` raw
 # scores; the transition model is per cohort and grows with the workflows' variety, not traffic.
-MAX_PICKLED_BYTES = {"loop": 1024, "action_rate": 1024, "series": 8192, "transition": 32768}
+MAX_PICKLED_BYTES = {
+    "loop": 1024,
+    "cycle": 1024,
+    "action_rate": 1024,
+    "activity_drop": 1024,
+    "key_drift": 1024,
+    "error_burst": 1024,
+    "latency": 1024,
+    "goal_stall": 1024,
+    "series": 8192,
+    "transition": 32768,
+}
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -151,7 +213,8 @@ def test_separates_injected_anomalies() -> None:
     normal_times = poisson_times(8, rate_per_s=3, start_s=T0_S, duration_s=60)
     normal_max = max(_scores(rate, [{"t": t} for t in normal_times]))
     spike_max = max(_scores(rate, [{"t": t} for t in spike_times(T0_S + 60, n=30, duration_s=0.5)]))
-    assert normal_max < 4.0 < 8.0 < spike_max
+    # Sums over two and three windows lift the normal maximum a little; the warning is at 6.
+    assert normal_max < 5.0 < 8.0 < spike_max
 
 
 @given(st.lists(st.floats(min_value=0, max_value=500, allow_nan=False), min_size=1, max_size=200))

@@ -1,0 +1,172 @@
+"""Each detector family fires on its fault and stays quiet on healthy agents.
+
+Faults are injected into one agent of a small simulated fleet (the scenario generator's own
+behaviours), so each family is tested against the traffic it will meet, load cycle and all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from agentwatch.detectors import (
+    ActivityDropDetector,
+    AgentEvent,
+    CycleDetector,
+    DetectorPipeline,
+    ErrorBurstDetector,
+    EventKind,
+    GoalStallDetector,
+    KeyDriftDetector,
+    LatencyDetector,
+    Severity,
+)
+from agentwatch.detectors._evaluate import ACCEPTS, evaluate
+from agentwatch.detectors._scenarios import (
+    FAULT_TYPES,
+    T0_NS,
+    Fault,
+    Scenario,
+    _detail,
+    _plan,
+    make_scenario,
+)
+
+NS = 1_000_000_000
+
+
+def _one_fault(kind: str, seed: int = 11) -> tuple[Scenario, Fault]:
+    """Six steady agents for 20 minutes; agent 0 gets one ``kind`` fault at 12 minutes."""
+    base = make_scenario(seed, agents=6, hours=1 / 3, fault_share=0.0)
+    profiles = [
+        dataclasses.replace(p, bursty=False, join_s=0.0, leave_s=base.duration_s, plans=[])
+        for p in base.profiles
+    ]
+    victim = profiles[0]
+    plan = _plan(kind, 720.0, random.Random(seed), victim)
+    victim.plans.append(plan)
+    fault = Fault(
+        kind,
+        victim.agent,
+        victim.service,
+        T0_NS + round(plan.start_s * NS),
+        T0_NS + round(plan.end_s * NS),
+        _detail(plan),
+    )
+    return dataclasses.replace(base, profiles=profiles, faults=[fault]), fault
+
+
+@pytest.mark.parametrize("kind", FAULT_TYPES)
+def test_each_fault_is_found_by_its_family_and_healthy_agents_stay_quiet(kind: str) -> None:
+    scenario, fault = _one_fault(kind)
+    result = evaluate(scenario)
+    [hit] = result.matched
+    assert hit is not None, f"{kind} was not detected"
+    assert hit.detector in ACCEPTS[kind]
+    assert hit.evidence["summary"]
+    assert fault.start_ns - 60 * NS <= hit.onset_ns <= hit.detected_ns
+    healthy = [a for a in result.anomalies if a.agent != fault.agent]
+    assert healthy == [], [a.summary for a in healthy]
+
+
+def test_a_loop_at_the_third_repeat_and_a_cycle_at_its_third_play() -> None:
+    pipeline = DetectorPipeline()
+
+    def call(i: int, fingerprint: str) -> list[str]:
+        event = AgentEvent("a", "c", EventKind.ACTION, i * NS, key="t", fingerprint=fingerprint)
+        return [f"{a.detector}:{a.severity}" for a in pipeline.process(event)]
+
+    found = [call(i, fp) for i, fp in enumerate(["u", "v"] + ["x", "y"] * 6)]
+    assert found[:7] == [[]] * 7
+    assert found[7] == ["cycle:warning"]  # the 6th call of the cycle: x-y played three times
+    assert found[8:13] == [[]] * 5
+    assert found[13] == ["cycle:critical"]  # six plays
+    assert call(20, "q") == [] and call(21, "x") == []  # broken: re-armed, nothing new
+
+
+def test_cycle_onset_is_its_first_call_and_loops_are_not_cycles() -> None:
+    detector = CycleDetector()
+    for i, fp in enumerate(["a", "b", "c"]):
+        detector.observe(fp, i)
+    results = [detector.observe(fp, 10 + i) for i, fp in enumerate(["x", "y", "x", "y", "x", "y"])]
+    repeats, period, onset = results[-1]
+    assert (repeats, period, onset) == (3.0, 2, 10)
+    loop = CycleDetector()
+    assert max(loop.observe("z", i)[0] for i in range(10)) == 1.0
+
+
+def _activity(detector: ActivityDropDetector, seconds: range, per_s: int, status: str) -> float:
+    best = 0.0
+    for s in seconds:
+        best = max(best, detector.beat(float(s), status)[0])
+        detector.count += per_s
+    return best
+
+
+def test_a_stall_scores_while_running_but_not_while_idle() -> None:
+    running, idle = ActivityDropDetector(), ActivityDropDetector()
+    for d in (running, idle):
+        assert _activity(d, range(60), 3, "running") < 1.0
+    assert _activity(running, range(60, 75), 0, "running") > 12
+    assert _activity(idle, range(60, 75), 0, "idle") == 0.0
+
+
+def test_drift_follows_a_gradual_change_but_not_a_sudden_one() -> None:
+    gradual, sudden = KeyDriftDetector(), KeyDriftDetector()
+    rng = random.Random(3)
+    scores = []
+    for i in range(6000):
+        new_share = min(0.5, i / 8000)  # a deploy moving half the calls to "b" over ~70 min
+        key = "b" if rng.random() < new_share else rng.choice(["a", "c", "d"])
+        scores.append(gradual.observe(key)[0])
+        sudden.observe(rng.choice(["a", "c", "d"]))
+    assert max(scores) < 10
+    assert max(sudden.observe("rm_rf")[0] for _ in range(8)) > 10
+
+
+def test_error_burst_against_each_agents_own_rate() -> None:
+    flaky, steady = ErrorBurstDetector(), ErrorBurstDetector()
+    rng = random.Random(5)
+    for _ in range(2000):
+        flaky.learn_one({"error": rng.random() < 0.2})
+        steady.learn_one({"error": rng.random() < 0.01})
+    burst = {"error": True}
+    for _ in range(6):
+        flaky.learn_one(burst)
+        steady.learn_one(burst)
+    assert steady.score_one(burst) > 14 > flaky.score_one(burst)
+
+
+def test_latency_ignores_instant_decisions_and_counts_slow_runs() -> None:
+    detector = LatencyDetector()
+    rng = random.Random(2)
+    for _ in range(200):
+        detector.learn_one({"duration_s": rng.uniform(1e-6, 1e-3)})  # below the floor
+    assert detector.score_one({"duration_s": 0.04}) == 0.0
+    for _ in range(3):
+        detector.learn_one({"duration_s": 2.0})
+    assert detector.score_one({"duration_s": 2.0}) == 4.0
+    assert detector.score_one({"duration_s": 0.0}) == 0.0
+
+
+def test_a_finished_goal_disarms_the_stall_count() -> None:
+    detector = GoalStallDetector()
+    detector.progress_to("g", 1.0)
+    for _ in range(100):
+        detector.learn_one({})
+    assert detector.score_one({}) == 0.0
+    detector.progress_to("h", 0.1)
+    for _ in range(11):
+        detector.learn_one({})
+    assert detector.score_one({}) == 1.0
+
+
+def test_pipeline_severities_stay_warning_for_families_without_a_breaker_case() -> None:
+    # Drops, stalls, slow decisions and stalled goals alert people; they never open a breaker.
+    for kind in ("stall", "rate_drop", "slow_decisions", "goal_stall"):
+        scenario, _ = _one_fault(kind)
+        result = evaluate(scenario)
+        mine = [a for a in result.anomalies if a.detector in ACCEPTS[kind]]
+        assert mine and {a.severity for a in mine} == {Severity.WARNING}
