@@ -125,7 +125,11 @@ class CurrentSpanScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finish(exc)
+        if exc is None:  # the common case, one call less
+            _detach(self._token)  # type: ignore[arg-type]  # the token attach() returned
+            self.span.end()
+        else:
+            self._finish(exc)
 
     async def __aexit__(
         self,
@@ -217,7 +221,9 @@ class ActionScope(CurrentSpanScope):
             record_exception=False,
             set_status_on_exception=False,
         )
-        return self._activate(span)
+        self._token = _attach(_set_span_in_context(span))  # _activate(), inline
+        self.span = span
+        return span
 
     def __enter__(self) -> Span:
         self._guard.check()
