@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -176,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     running = RunningService(settings)
+    gc.freeze()  # startup's objects live as long as the process: keep them out of full GC passes
     print(
         f"agentwatch serving: OTLP/HTTP {running.otlp_endpoint}  "
         f"OTLP/gRPC {running.otlp_grpc_endpoint or 'off'}  API {running.api_url}",

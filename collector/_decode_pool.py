@@ -14,12 +14,16 @@ Without workers (``decode_workers=0``) :func:`decode_here` does the same in the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import operator
-from concurrent.futures import ProcessPoolExecutor
+import queue
+import socket
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from agentwatch.detectors import AgentEvent, EventKind
@@ -29,6 +33,9 @@ from ._normalize import heartbeat_fields, to_event
 from ._otlp import LimitExceeded, Limits, OtlpDecodeError, decode_request, request_to_rows
 
 logger = logging.getLogger(__name__)
+
+JSON_MEDIA = "application/json"
+PROTOBUF_TAG, JSON_TAG = b"p", b"j"
 
 # What ingest needs per row besides the row: its event, and for heartbeats (url, interval).
 Observation = tuple[AgentEvent, str, float]
@@ -76,19 +83,19 @@ def decode_here(
     return result, observe_rows(decoded.rows)
 
 
-# The worker's encoder, set once per process by the pool's initializer.
+# The worker's encoder, set once per process when it starts.
 _encoder: NativeEncoder | None = None
 
-
-def _init_worker(encoder: NativeEncoder) -> None:
-    global _encoder
-    _encoder = encoder
+_MEDIA_TAGS = {PROTOBUF_TAG: "application/x-protobuf", JSON_TAG: JSON_MEDIA}
+# Socket buffers of a worker's connection: a request and its result (a few hundred KiB) fit
+# without the writer waiting on the reader, whose process may be busy holding its GIL.
+_BUFFER_BYTES = 4 << 20
 
 
 def decode_traces(body: bytes, media: str, limits: Limits) -> tuple[Any, ...]:
     """In a worker: ``("ok", DecodedBlock, [(event fields, url, interval)])`` or
     ``("error", message, reason)``."""
-    assert _encoder is not None, "the pool's initializer sets the encoder"
+    assert _encoder is not None, "the worker sets its encoder first"
     try:
         decoded, observations = decode_here(decode_request(body, media), limits, _encoder)
     except LimitExceeded as exc:
@@ -99,46 +106,111 @@ def decode_traces(body: bytes, media: str, limits: Limits) -> tuple[Any, ...]:
     return ("ok", decoded, [(fields(event), url, iv) for event, url, iv in observations])
 
 
-def _ready() -> bool:
-    return _encoder is not None
+def _serve(conn: Connection, encoder: NativeEncoder, limits: Limits) -> None:
+    """A worker's loop: a media tag byte and a body in, a ``decode_traces`` result out."""
+    global _encoder
+    _encoder = encoder
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # full passes, which would otherwise stall a request now and then.
+    gc.freeze()
+    conn.send(("ready",))
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the service closed its end
+        conn.send(decode_traces(message[1:], _MEDIA_TAGS[message[:1]], limits))
+
+
+class DecoderUnavailable(Exception):
+    """A decoder process died while decoding (it is restarted); the request may be retried."""
+
+
+class _Worker:
+    """One decoder process and the service's end of its connection."""
+
+    def __init__(self, encoder: NativeEncoder, limits: Limits) -> None:
+        ours, theirs = socket.socketpair()
+        for sock in (ours, theirs):
+            with contextlib.suppress(OSError):  # capped by the kernel; the defaults still work
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BUFFER_BYTES)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER_BYTES)
+        self.conn = Connection(ours.detach())
+        child = Connection(theirs.detach())
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(child, encoder, limits), name="agentwatch-decoder", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def ready(self, timeout_s: float) -> None:
+        if not self.conn.poll(timeout_s):
+            raise RuntimeError(f"decoder process did not start within {timeout_s:.0f} s")
+        self.conn.recv()
+
+    def call(self, tag: bytes, body: bytes) -> tuple[Any, ...]:
+        self.conn.send_bytes(tag + body)
+        result: tuple[Any, ...] = self.conn.recv()
+        return result
+
+    def stop(self, timeout_s: float) -> None:
+        self.conn.close()  # the worker's recv ends
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout_s)
 
 
 class DecoderPool:
     """Worker processes decoding trace requests.
 
+    Each request thread takes an idle worker, writes the body to it and reads the result back
+    itself: no hand-off through a manager thread, so a busy service process adds no latency
+    between a worker finishing and the request going on. A worker that dies is replaced, and
+    its request answered as retryable (:class:`DecoderUnavailable`).
+
     Args:
         workers: How many processes (at least 1).
         encoder: Encodes the ``otel_traces`` rows (``Storage.encoder``); each worker gets a copy.
+        limits: What a request and a span may carry (each worker applies them).
 
     Thread-safe; ``decode`` blocks the calling (request) thread until its result is back.
     """
 
-    def __init__(self, workers: int, encoder: NativeEncoder) -> None:
+    def __init__(self, workers: int, encoder: NativeEncoder, limits: Limits) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(encoder,),
-        )
-        # Start the processes now, not on the first request (spawn imports take a second).
-        for future in [self._pool.submit(_ready) for _ in range(workers)]:
-            future.result(timeout=120)
+        self.encoder = encoder
+        self.limits = limits
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        started = [_Worker(encoder, limits) for _ in range(workers)]
+        for worker in started:  # spawn imports take a second or two: wait for all now
+            worker.ready(120)
+            self._idle.put(worker)
 
-    def decode(
-        self, body: bytes, media: str, limits: Limits
-    ) -> tuple[DecodedBlock, list[Observation]]:
+    def decode(self, body: bytes, media: str) -> tuple[DecodedBlock, list[Observation]]:
         """Block and observations of one request.
 
         Raises:
             LimitExceeded: Over a limit, or undecodable (reason ``malformed``).
+            DecoderUnavailable: The worker died; retry the request.
         """
-        result = self._pool.submit(decode_traces, body, media, limits).result()
+        worker = self._idle.get()
+        try:
+            result = worker.call(JSON_TAG if media == JSON_MEDIA else PROTOBUF_TAG, body)
+        except (EOFError, OSError) as exc:
+            logger.error("decoder process %s died (%s); starting another", worker.process.pid, exc)
+            worker.stop(1.0)
+            worker = _Worker(self.encoder, self.limits)
+            worker.ready(120)
+            raise DecoderUnavailable("a decoder process died; retry the request") from exc
+        finally:
+            self._idle.put(worker)
         if result[0] == "error":
             raise LimitExceeded(result[1], result[2])
         return result[1], [(AgentEvent(*values), url, iv) for values, url, iv in result[2]]
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        for _ in range(self.workers):
+            self._idle.get().stop(timeout_s)

@@ -85,6 +85,7 @@ class SpoolDrain:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"drain-{table}", daemon=True)
         self._batch_rows = 0  # rows of the batch being collected (the drain thread's)
+        self._flush_to = 0  # force_flush wants records up to here stored without delay
         self.inserted_rows = 0
         self.replayed_records = 0
         self.skipped_records = 0
@@ -122,6 +123,7 @@ class SpoolDrain:
         target = self.spool.last_seq
         deadline = time.monotonic() + timeout_s
         with self._cond:
+            self._flush_to = max(self._flush_to, target)  # no waiting for the batch to grow
             self._cond.notify_all()
             while self.spool.committed_seq < target:
                 remaining = deadline - time.monotonic()
@@ -147,8 +149,18 @@ class SpoolDrain:
                 self._cond.wait()
             if self.spool.last_seq < self._next:
                 return None
-            if not self._stopping and self._cached_rows < self.max_batch_rows:
-                self._cond.wait(self.flush_interval_s)  # let a small batch grow
+            # Let a small batch grow for up to flush_interval_s: each insert costs a fixed few
+            # milliseconds and makes parts that ClickHouse merges later, so fewer is cheaper.
+            deadline = time.monotonic() + self.flush_interval_s
+            while (
+                not self._stopping
+                and self._flush_to < self._next
+                and self._cached_rows < self.max_batch_rows
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
         batch: list[Block] = []
         self._batch_rows = 0
         last = self._next - 1

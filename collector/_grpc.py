@@ -136,6 +136,9 @@ class GrpcReceiver:
             metrics.requests_rejected.labels(reason=exc.reason).inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not outcome.stored:
-            _unavailable(context, "agentwatch is backed up writing to ClickHouse; retry later")
+            _unavailable(
+                context,
+                outcome.unavailable or "agentwatch is backed up writing to ClickHouse; retry later",
+            )
             return signal.response()
         return signal.response_for(outcome)

@@ -44,7 +44,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from starlette.concurrency import run_in_threadpool
 
 from ._control_api import control_router
-from ._decode_pool import decode_here
+from ._decode_pool import DecoderUnavailable, decode_here
 from ._metrics import CONTENT_TYPE_LATEST
 from ._ops_api import local_request_guard, ops_router
 from ._otlp import LimitExceeded, OtlpDecodeError, decode_request
@@ -111,14 +111,17 @@ class Outcome:
     """What became of one decoded export request.
 
     Attributes:
-        stored: False when the spool budget is spent (nothing was accepted: 429/UNAVAILABLE).
+        stored: False when nothing was accepted and the client should retry (429/UNAVAILABLE):
+            the spool budget is spent, or ``unavailable`` says why else.
         rejected: Items (spans, log records, data points) refused as invalid.
         errors: Up to five reasons for the rejections.
+        unavailable: Why a retry is asked for, when not the spool budget.
     """
 
     stored: bool
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    unavailable: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,10 @@ def parse_here(service: Service, signal: OtlpSignal, body: bytes, media: str) ->
 
 def _accept_traces(service: Service, request: Any, body: bytes, media: str) -> Outcome:
     if service.decoders is not None:  # block and events made in a decoder process
-        decoded, observations = service.decoders.decode(body, media, service.limits)
+        try:
+            decoded, observations = service.decoders.decode(body, media)
+        except DecoderUnavailable as exc:
+            return Outcome(stored=False, unavailable=str(exc))
     else:
         decoded, observations = decode_here(request, service.limits, service.span_encoder)
     record = (JSON_RECORD if media == JSON else PROTOBUF_RECORD) + body
@@ -276,7 +282,8 @@ def otlp_app(service: Service) -> FastAPI:
         if not outcome.stored:
             return _status(
                 code_pb2.UNAVAILABLE,
-                "agentwatch's spool is full (ClickHouse is behind or down); retry later",
+                outcome.unavailable
+                or "agentwatch's spool is full (ClickHouse is behind or down); retry later",
                 reply_media,
                 429,
                 **{"Retry-After": str(RETRY_AFTER_S)},

@@ -85,15 +85,15 @@ class Service:
         self.storage.migrate()
         self.metrics = ServiceMetrics()
         self.span_encoder = self.storage.encoder(TRACES_TABLE, TRACE_COLUMNS)
-        self.decoders = (
-            DecoderPool(settings.decode_workers, self.span_encoder)
-            if settings.decode_workers
-            else None
-        )
         self.limits = Limits(
             max_spans_per_request=settings.max_spans_per_request,
             max_attributes_per_span=settings.max_attributes_per_span,
             max_attribute_value_length=settings.max_attribute_value_length,
+        )
+        self.decoders = (
+            DecoderPool(settings.decode_workers, self.span_encoder, self.limits)
+            if settings.decode_workers
+            else None
         )
         spool_dir = settings.data_dir / "spool"
         self.spool = Spool(
@@ -112,6 +112,8 @@ class Service:
             functools.partial(decode_record, limits=self.limits),  # replay rejects what ingest did
             self._span_stored,
             max_cached_rows=settings.max_pending_rows,
+            max_batch_rows=100_000,
+            flush_interval_s=1.0,  # as the OTel Collector's batching: spans queryable within ~1 s
             on_insert=self.metrics.observe_insert(TRACES_TABLE),
             on_failure=self.metrics.insert_failures.labels(table=TRACES_TABLE).inc,
         )

@@ -125,3 +125,20 @@ def test_a_decoder_process_refuses_garbage_with_the_reason(data_dir: Path) -> No
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         text = httpx.get(f"{running.api_url}/metrics").text
         assert 'agentwatch_collector_requests_rejected_total{reason="malformed"} 2.0' in text
+
+
+def test_a_dead_decoder_process_is_replaced_and_its_request_retryable(data_dir: Path) -> None:
+    with RunningService(local_settings(data_dir, decode_workers=1)) as running:
+        pool = running.service.decoders
+        assert pool is not None
+        [worker] = [pool._idle.get()]
+        pool._idle.put(worker)
+        worker.process.kill()
+        worker.process.join(10)
+        refused = _post(running, _request([{"a": "1"}]))
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"]
+        assert b"decoder process died" in refused.content
+        accepted = _post(running, _request([{"a": "1"}, {}]))  # a fresh process took over
+        assert accepted.status_code == 200
+        assert _names(running) == ["s0", "s1"]
