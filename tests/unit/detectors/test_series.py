@@ -116,6 +116,18 @@ def test_suppression_matches_the_maximum_of_the_last_surprises() -> None:
         raw.learn_one(x)
 
 
+def test_the_grid_coarsens_when_the_range_grows() -> None:
+    # The grid freezes on small noise; spikes ten times higher follow, always about as high.
+    rng = np.random.default_rng(8)
+    values = [0.1 + 0.01 * rng.standard_normal() for _ in range(3000)]
+    for k in range(200, 3000, 100):
+        values[k] = 1.5 + 0.005 * rng.standard_normal()
+    detector = SeriesDetector()
+    scores = _run(detector, values)
+    assert max(scores[1500:]) < 0.3  # a spike like the ones before is no news
+    assert detector.raw_score_one({"value": 5.0}) > 0.5
+
+
 def test_levels_stay_bounded_on_a_trend() -> None:
     detector = SeriesDetector(max_levels=16)
     _run(detector, [float(k) for k in range(20_000)])
@@ -149,6 +161,7 @@ def test_pickle_round_trip_across_the_grid_freeze() -> None:
         ({"grid_levels": 0}, "grid_levels"),
         ({"grid_n": 0}, "grid_n"),
         ({"max_levels": 0}, "max_levels"),
+        ({"max_span_levels": 0}, "max_span_levels"),
         ({"suppress_n": -1}, "suppress_n"),
         ({"warmup_n": -1}, "warmup_n"),
     ],
