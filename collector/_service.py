@@ -248,8 +248,10 @@ class Service:
         """
         self.count("spans_received", block.rows)
         try:
-            if len(record) > self._spool_budget:
-                raise SpoolFull("record larger than the spool budget")
+            # One budget for the trace spool and the logs and metrics spools together.
+            used = self.spool.size_bytes + self.signals.size_bytes
+            if used + len(record) > self._spool_budget:
+                raise SpoolFull("the spool budget is spent")
             seq = self.spool.append(record)
         except SpoolFull:
             self.count("spans_refused", block.rows)

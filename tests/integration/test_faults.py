@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -93,6 +94,50 @@ def test_an_outage_under_load_delays_data_and_loses_none(data_dir: Path) -> None
         assert running.service.flush(60)
         assert _stored(storage) == (acknowledged, acknowledged)
         assert running.service.metrics.insert_failures.labels(table="otel_traces")._value.get() > 0
+
+
+def _logs(batch_id: int, records: int = 20) -> bytes:
+    request = ExportLogsServiceRequest()
+    out = request.resource_logs.add().scope_logs.add().log_records
+    for i in range(records):
+        out.add(
+            time_unix_nano=1_700_000_000_000_000_000 + batch_id * 1_000 + i
+        ).body.string_value = f"log {batch_id}/{i} " + "x" * 200
+    return request.SerializeToString()
+
+
+def test_traces_logs_and_metrics_share_one_spool_budget(data_dir: Path) -> None:
+    storage = FlakyStorage(embedded_dsn(data_dir))
+    settings = local_settings(data_dir, spool_max_bytes=64 * 1024)
+    with RunningService(settings, storage=storage) as running, httpx.Client() as client:
+        storage.down.set()
+        logs_acknowledged = 0
+        for batch_id in range(100):  # ClickHouse is down: the logs fill the shared budget
+            response = client.post(
+                f"{running.otlp_endpoint}/v1/logs", content=_logs(batch_id), headers=PROTOBUF
+            )
+            if response.status_code == 429:
+                break
+            assert response.status_code == 200
+            logs_acknowledged += 20
+        else:
+            pytest.fail("the logs never met the 64 KiB budget")
+        traces = client.post(
+            f"{running.otlp_endpoint}/v1/traces", content=_batch(0, spans=200), headers=PROTOBUF
+        )
+        assert traces.status_code == 429  # no second budget for traces
+        assert traces.headers["Retry-After"]
+        storage.down.clear()
+        assert running.service.flush(60)
+        assert running.service.spool.size_bytes + running.service.signals.size_bytes <= 64 * 1024
+        accepted = client.post(
+            f"{running.otlp_endpoint}/v1/traces", content=_batch(1), headers=PROTOBUF
+        )
+        assert accepted.status_code == 200  # the budget is free again once stored
+        assert running.service.flush(60)
+        _, rows = storage.query("SELECT count() FROM otel_logs")
+        assert rows[0][0] == logs_acknowledged
+        assert _stored(storage) == (20, 20)
 
 
 @pytest.fixture
