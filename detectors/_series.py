@@ -33,15 +33,11 @@ class SeriesDetector:
     * context: ``-ln p`` of the value's bin given the previous value's bin (a first-order Markov
       chain over ``n_bins`` bins of the running ``[min, max]``), over ``context_nats``, so a known
       value in an unknown order is surprising too;
-    * deviation: ``-ln`` of the two-sided normal tail of the value's z-score, over
-      ``deviation_nats``: the smallest of its z-score under an exponentially weighted mean and
-      variance (fading factor ``alpha``) and its z-scores against the value ``P`` steps back, for
-      each lag ``P`` in ``lags`` (under each lag's own exponentially weighted variance of those
-      differences, once ``3 * P`` values are learned). The default lags are the days and weeks of
-      hourly, half-hourly and 5-minute samples, so a daily peak explains itself and only a value
-      unlike the running mean *and* unlike the same time of every cycle counts. In a level
-      already visited the deviation is capped at ``known_level_cap``: a value the stream has
-      taken before is at most that surprising, however far it is from the recent mean.
+    * deviation: ``-ln`` of the two-sided normal tail of the value's z-score under an
+      exponentially weighted mean and variance (fading factor ``alpha``), over
+      ``deviation_nats``. In a level already visited it is capped at ``known_level_cap``: a value
+      the stream has taken before is at most that surprising, however far it is from the recent
+      mean; in a new level it ranks new levels by how far out they are.
 
     Then repeats are suppressed: the score is 0.0 unless the surprise is above every surprise of
     the last ``suppress_n`` learned values, so one episode gives one detection, at its start,
@@ -52,9 +48,9 @@ class SeriesDetector:
     One configuration for every stream: the defaults score 64.9 (standard), 58.0 (low FP) and
     69.4 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
 
-    State is O(``n_bins``² + ``max(lags)`` + ``max_levels`` + ``max_steps``) numbers (and up to
-    ``suppress_n``, typically a handful), at most 6.5 KiB pickled with the defaults on NAB's
-    streams; cost is O(``len(lags)``) per value. Not thread-safe; no I/O.
+    State is O(``n_bins``² + ``max_levels`` + ``max_steps``) numbers (and up to ``suppress_n``,
+    typically a handful), at most 4 KiB pickled with the defaults on NAB's streams; cost is O(1)
+    per value but for the rare coarsening and forgetting. Not thread-safe; no I/O.
 
     Args:
         n_bins: Bins of the running value range (context), >= 2.
@@ -71,7 +67,6 @@ class SeriesDetector:
         grid_n: Values learned before the novelty grid is frozen, >= 1; no novelty before.
         max_levels: Levels remembered; beyond it the least visited is forgotten, >= 1.
         max_span_levels: Span of the visited levels at which the grid coarsens, >= 1.
-        lags: Steps back a value is compared with, each >= 1; empty for none.
         suppress_n: Values after which a surprise no longer masks a lower one; 0 turns
             suppression off.
         warmup_n: Values learned before scores are given (0.0 before).
@@ -103,7 +98,6 @@ class SeriesDetector:
         grid_n: int = 150,
         max_levels: int = 64,
         max_span_levels: int = 48,
-        lags: tuple[int, ...] = (24, 48, 96, 144, 168, 288, 336),
         suppress_n: int = 150,
         warmup_n: int = 10,
     ) -> None:
@@ -135,8 +129,6 @@ class SeriesDetector:
             raise ValueError(f"max_levels must be >= 1, got {max_levels}")
         if max_span_levels < 1:
             raise ValueError(f"max_span_levels must be >= 1, got {max_span_levels}")
-        if any(lag < 1 for lag in lags):
-            raise ValueError(f"lags must be >= 1, got {lags}")
         if suppress_n < 0:
             raise ValueError(f"suppress_n must be >= 0, got {suppress_n}")
         if warmup_n < 0:
@@ -155,7 +147,6 @@ class SeriesDetector:
         self.grid_n = grid_n
         self.max_levels = max_levels
         self.max_span_levels = max_span_levels
-        self.lags = tuple(lags)
         self.suppress_n = suppress_n
         self.warmup_n = warmup_n
         self._n = 0
@@ -176,15 +167,12 @@ class SeriesDetector:
         self._stepped = 0  # steps taken since the grid froze
         self._new_steps = 0  # of which not taken before
         self._pending: list[float] = []  # the values before the grid is frozen
-        self._past: deque[float] = deque(maxlen=max(self.lags, default=1))
-        self._lag_var = [0.0] * len(self.lags)
-        self._lag_n = [0] * len(self.lags)
         # (index, surprise) of the learned values that may still mask a later one: the running
         # maximum of the last ``suppress_n`` surprises, kept as a decreasing queue.
         self._recent: deque[tuple[int, float]] = deque()
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        """Learns one value: its surprise for suppression, then bins, levels, lags and moments.
+        """Learns one value: its surprise for suppression, then bins, levels and moments.
 
         Args:
             x: ``{"value": a finite number}``.
@@ -209,14 +197,6 @@ class SeriesDetector:
         d = value - self._mean
         self._mean += self.alpha * d
         self._var = (1.0 - self.alpha) * (self._var + self.alpha * d * d)
-        past = self._past
-        for k, lag in enumerate(self.lags):
-            if len(past) >= lag:
-                r = value - past[-lag]
-                n = self._lag_n[k] = self._lag_n[k] + 1
-                a = max(self.alpha, 1.0 / n)
-                self._lag_var[k] = (1.0 - a) * self._lag_var[k] + a * r * r
-        past.append(value)
         self._n += 1
         self._learn_level(value)
 
@@ -262,11 +242,6 @@ class SeriesDetector:
             context = -math.log(p)
         eps = (1e-3 * (hi - lo) + 1e-12) ** 2
         z = abs(value - self._mean) / math.sqrt(self._var + eps)
-        past = self._past
-        for k, lag in enumerate(self.lags):
-            # A lag speaks once its variance has seen two full cycles of differences.
-            if self._lag_n[k] >= 2 * lag:
-                z = min(z, abs(value - past[-lag]) / math.sqrt(self._lag_var[k] + eps))
         deviation = -math.log(max(math.erfc(z / math.sqrt(2.0)), _TINY)) / self.deviation_nats
         novelty = 0.0
         if self._grid_width > 0:
@@ -355,6 +330,6 @@ class SeriesDetector:
             f"step_nats={self.step_nats}, max_steps={self.max_steps}, "
             f"grid_levels={self.grid_levels}, grid_n={self.grid_n}, "
             f"max_levels={self.max_levels}, max_span_levels={self.max_span_levels}, "
-            f"lags={self.lags}, suppress_n={self.suppress_n}, "
+            f"suppress_n={self.suppress_n}, "
             f"warmup_n={self.warmup_n})"
         )

@@ -157,7 +157,6 @@ def test_pickle_round_trip_across_the_grid_freeze() -> None:
         ({"known_level_cap": 0.0}, "known_level_cap"),
         ({"step_nats": 0.0}, "step_nats"),
         ({"max_steps": 0}, "max_steps"),
-        ({"lags": (24, 0)}, "lags"),
         ({"grid_levels": 0}, "grid_levels"),
         ({"grid_n": 0}, "grid_n"),
         ({"max_levels": 0}, "max_levels"),
