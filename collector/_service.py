@@ -162,7 +162,7 @@ class Service:
         self.remediator = self.response.remediator
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        self._events: queue.Queue[list[AgentEvent] | None] = queue.Queue(maxsize=10_000)
+        self._events: queue.Queue[list[Observation] | None] = queue.Queue(maxsize=10_000)
         self._detector = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
         self._anomaly_listeners: list[AnomalyListener] = []
         self._delivery_listeners: list[DeliveryListener] = []
@@ -258,25 +258,13 @@ class Service:
             return False
         self.span_writer.submit(seq, block)
         self.count("spans_accepted", block.rows)
-        events = []
-        for event, url, interval_s in observations:
-            self.registry.observe(
-                event.agent,
-                event.service,
-                event.ts_ns,
-                heartbeat=event.kind is EventKind.HEARTBEAT,
-                control_url=url,
-                interval_s=interval_s,
-            )
-            if url:  # the kill switch and failover need it before any anomaly
-                self.remediator.set_control_url(event.agent, url)
-            events.append(event)
+        # The acknowledgement waits for nothing else: the detection thread makes the events.
         try:
-            self._events.put_nowait(events)
+            self._events.put_nowait(observations)
         except queue.Full:
             # The spans are stored; only their detection is skipped. Counted, never silent.
-            self.count("detection_events_dropped", len(events))
-            logger.warning("detection queue full: %d events not scored", len(events))
+            self.count("detection_events_dropped", len(observations))
+            logger.warning("detection queue full: %d events not scored", len(observations))
         return True
 
     def ingest_signal(self, kind: str, parts: Mapping[str, tuple[list[list[Any]], bytes]]) -> bool:
@@ -330,8 +318,20 @@ class Service:
             finally:
                 self._events.task_done()
 
-    def _detect(self, batch: list[AgentEvent]) -> None:
-        for event in batch:
+    def _detect(self, batch: list[Observation]) -> None:
+        observe = self.registry.observe
+        for fields, url, interval_s in batch:
+            event = AgentEvent(*fields)
+            observe(
+                event.agent,
+                event.service,
+                event.ts_ns,
+                heartbeat=event.kind is EventKind.HEARTBEAT,
+                control_url=url,
+                interval_s=interval_s,
+            )
+            if url:  # the kill switch and failover need it before any anomaly
+                self.remediator.set_control_url(event.agent, url)
             try:
                 anomalies = self.pipeline.process(event)
             except Exception:  # a detector bug must not stop detection of every agent
