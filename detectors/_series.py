@@ -45,8 +45,8 @@ class SeriesDetector:
     every other one as a false positive). A surprise ``s`` is returned as ``s / (1 + s)``, which
     keeps the order of surprises above 1.0 too.
 
-    One configuration for every stream: the defaults score 64.9 (standard), 58.0 (low FP) and
-    69.4 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
+    One configuration for every stream: the defaults score 67.6 (standard), 59.9 (low FP) and
+    72.1 (low FN) on the NAB subset in ``datasets/nab`` (``agentwatch backtest nab``).
 
     State is O(``n_bins``² + ``max_levels`` + ``max_steps``) numbers (and up to ``suppress_n``,
     typically a handful), at most 4 KiB pickled with the defaults on NAB's streams; cost is O(1)
@@ -98,7 +98,7 @@ class SeriesDetector:
         grid_n: int = 150,
         max_levels: int = 64,
         max_span_levels: int = 48,
-        suppress_n: int = 150,
+        suppress_n: int = 90,
         warmup_n: int = 10,
     ) -> None:
         if n_bins < 2:
