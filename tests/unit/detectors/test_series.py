@@ -131,6 +131,14 @@ def test_the_grid_coarsens_when_the_range_grows() -> None:
     assert detector.raw_score_one({"value": 5.0}) > 0.5
 
 
+def test_a_shift_within_the_noise_shows_in_the_smoothed_stream() -> None:
+    # A shift of one noise sigma: no single value leaves the noise's levels.
+    values = _noise(9, 3000) + [v + 5 for v in _noise(10, 100)]
+    detector, plain = SeriesDetector(), SeriesDetector(smooth_alpha=1.0)  # 1.0: no smoothing
+    shifted, plain_shifted = _run(detector, values)[3000:], _run(plain, values)[3000:]
+    assert max(shifted) > 0.5 > max(plain_shifted)
+
+
 def test_levels_stay_bounded_on_a_trend() -> None:
     detector = SeriesDetector(max_levels=16)
     _run(detector, [float(k) for k in range(20_000)])
@@ -164,6 +172,7 @@ def test_pickle_round_trip_across_the_grid_freeze() -> None:
         ({"grid_n": 0}, "grid_n"),
         ({"max_levels": 0}, "max_levels"),
         ({"max_span_levels": 0}, "max_span_levels"),
+        ({"smooth_alpha": 0.0}, "smooth_alpha"),
         ({"suppress_n": -1}, "suppress_n"),
         ({"warmup_n": -1}, "warmup_n"),
     ],
