@@ -115,10 +115,12 @@ def attributes_to_map(attributes: Any) -> dict[str, str]:
     kv: KeyValue
     for kv in attributes:
         value = kv.value
-        # Hot path: most attribute values are strings; ask for them directly.
-        out[kv.key] = (
-            value.string_value if value.WhichOneof("value") == "string_value" else as_string(value)
-        )
+        # Hot path: most attribute values are non-empty strings, and a non-empty string_value
+        # can only be the set member of the oneof; ask which member only otherwise.
+        text = value.string_value
+        if not text and value.WhichOneof("value") != "string_value":
+            text = as_string(value)
+        out[kv.key] = text
     return out
 
 
@@ -269,6 +271,7 @@ def request_to_rows(
         )
     out = DecodedTraces()
     longest = limits.max_attribute_value_length
+    max_attributes = limits.max_attributes_per_span
     for resource_spans in request.resource_spans:
         resource_attributes = attributes_to_map(resource_spans.resource.attributes)
         service_name = resource_attributes.get(semconv.SERVICE_NAME, "")
@@ -277,46 +280,48 @@ def request_to_rows(
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
-                problem = _span_problem(span)
-                if problem:
-                    out.reject("invalid_id", problem)
+                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or len(parent_id) not in (0, 8):
+                    out.reject("invalid_id", _span_problem(span))
                     continue
                 if resource_problem:
                     out.reject(resource_problem[0], f"span {span.name!r}: {resource_problem[1]}")
                     continue
-                if len(span.attributes) > limits.max_attributes_per_span:
+                attributes = span.attributes
+                if len(attributes) > max_attributes:
                     out.reject(
                         "too_many_attributes",
-                        f"span {span.name!r} has {len(span.attributes)} attributes; the limit "
-                        f"is {limits.max_attributes_per_span}",
+                        f"span {span.name!r} has {len(attributes)} attributes; the limit "
+                        f"is {max_attributes}",
                     )
                     continue
-                span_attributes = attributes_to_map(span.attributes)
+                span_attributes = attributes_to_map(attributes)
                 if span_attributes and max(map(len, span_attributes.values())) > longest:
                     _, why = _map_problem(span_attributes, limits, "span") or ("", "")
                     out.reject("value_too_long", f"span {span.name!r}: {why}")
                     continue
                 start = span.start_time_unix_nano
                 duration = max(0, span.end_time_unix_nano - start)
-                status = span.status.code
+                status = span.status
+                code, kind = status.code, span.kind
                 events, links = span.events, span.links
                 out.rows.append(
                     [
                         start,
-                        _hex_id(span.trace_id),
-                        _hex_id(span.span_id),
-                        _hex_id(span.parent_span_id),
+                        _hex_id(trace_id),
+                        _hex_id(span_id),
+                        _hex_id(parent_id) if parent_id else "",
                         span.trace_state,
                         span.name,
-                        SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "",
+                        SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else "",
                         service_name,
                         resource_attributes,
                         scope_name,
                         scope_version,
                         span_attributes,
                         duration,
-                        STATUS_CODES[status] if 0 <= status < len(STATUS_CODES) else "",
-                        span.status.message,
+                        STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "",
+                        status.message,
                         *(_events(events) if events else _NO_EVENTS),
                         *(_links(links) if links else _NO_LINKS),
                     ]
