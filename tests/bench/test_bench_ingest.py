@@ -175,7 +175,8 @@ def test_bench_sustained_ingest(tmp_path: Path) -> None:
         f"{stored / drained_s:,.0f} spans/s stored end to end incl. drain; "
         f"ack latency p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
         f"stored {stored:,} of {acknowledged:,} acknowledged (wrk does not count responses still "
-        f"in flight when time is up); anomalies {stats.get('anomalies')}"
+        f"in flight when time is up); anomalies {stats.get('anomalies')}, events not scored "
+        f"(detection queue full) {stats.get('detection_events_dropped')}"
     )
     print(f"BENCH ingest_peak_rss: {peak_rss / 2**20:,.0f} MiB")
 
