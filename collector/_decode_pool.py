@@ -14,16 +14,18 @@ Without workers (``decode_workers=0``) :func:`decode_here` does the same in the 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
 import logging
 import multiprocessing
 import operator
-import queue
 import socket
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from agentwatch.detectors import AgentEvent, EventKind
@@ -137,7 +139,7 @@ class _Worker:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER_BYTES)
         self.conn = Connection(ours.detach())
         child = Connection(theirs.detach())
-        self.process = multiprocessing.get_context("spawn").Process(
+        self.process: BaseProcess = multiprocessing.get_context("spawn").Process(
             target=_serve, args=(child, encoder, limits), name="agentwatch-decoder", daemon=True
         )
         self.process.start()
@@ -159,6 +161,16 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout_s)
+
+
+class _Turn:
+    """A caller waiting for a worker; ``worker`` is set before ``ready``."""
+
+    __slots__ = ("ready", "worker")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.worker: _Worker | None = None
 
 
 class DecoderPool:
@@ -183,11 +195,43 @@ class DecoderPool:
         self.workers = workers
         self.encoder = encoder
         self.limits = limits
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._waiting: collections.deque[_Turn] = collections.deque()
         started = [_Worker(encoder, limits) for _ in range(workers)]
         for worker in started:  # spawn imports take a second or two: wait for all now
             worker.ready(120)
-            self._idle.put(worker)
+        self._idle.extend(started)
+
+    @property
+    def processes(self) -> list[BaseProcess]:
+        """The worker processes (idle or busy)."""
+        with self._lock:
+            return [w.process for w in self._idle] + [w.process for w in self._busy]
+
+    def _take(self) -> _Worker:
+        """An idle worker; when all are busy, the longest-waiting caller gets the next one."""
+        with self._lock:
+            if self._idle and not self._waiting:
+                worker = self._idle.pop()
+                self._busy.add(worker)
+                return worker
+            turn = _Turn()
+            self._waiting.append(turn)
+        turn.ready.wait()
+        assert turn.worker is not None
+        return turn.worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._waiting:  # straight to the oldest waiter: first come, first served
+                turn = self._waiting.popleft()
+                turn.worker = worker
+                turn.ready.set()
+                return
+            self._busy.discard(worker)
+            self._idle.append(worker)
 
     def decode(self, body: bytes, media: str) -> tuple[DecodedBlock, list[Observation]]:
         """Block and observations of one request.
@@ -196,21 +240,25 @@ class DecoderPool:
             LimitExceeded: Over a limit, or undecodable (reason ``malformed``).
             DecoderUnavailable: The worker died; retry the request.
         """
-        worker = self._idle.get()
+        worker = self._take()
         try:
             result = worker.call(JSON_TAG if media == JSON_MEDIA else PROTOBUF_TAG, body)
         except (EOFError, OSError) as exc:
             logger.error("decoder process %s died (%s); starting another", worker.process.pid, exc)
             worker.stop(1.0)
+            with self._lock:
+                self._busy.discard(worker)
             worker = _Worker(self.encoder, self.limits)
             worker.ready(120)
+            with self._lock:
+                self._busy.add(worker)
             raise DecoderUnavailable("a decoder process died; retry the request") from exc
         finally:
-            self._idle.put(worker)
+            self._give_back(worker)
         if result[0] == "error":
             raise LimitExceeded(result[1], result[2])
         return result[1], result[2]
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         for _ in range(self.workers):
-            self._idle.get().stop(timeout_s)
+            self._take().stop(timeout_s)

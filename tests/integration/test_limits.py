@@ -131,14 +131,14 @@ def test_a_dead_decoder_process_is_replaced_and_its_request_retryable(data_dir: 
     with RunningService(local_settings(data_dir, decode_workers=1)) as running:
         pool = running.service.decoders
         assert pool is not None
-        [worker] = [pool._idle.get()]
-        pool._idle.put(worker)
-        worker.process.kill()
-        worker.process.join(10)
+        [process] = pool.processes
+        process.kill()
+        process.join(10)
         refused = _post(running, _request([{"a": "1"}]))
         assert refused.status_code == 429
         assert refused.headers["Retry-After"]
         assert b"decoder process died" in refused.content
         accepted = _post(running, _request([{"a": "1"}, {}]))  # a fresh process took over
         assert accepted.status_code == 200
+        assert pool.processes[0].pid != process.pid
         assert _names(running) == ["s0", "s1"]
