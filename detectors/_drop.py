@@ -50,6 +50,22 @@ class ActivityDropDetector:
         True
     """
 
+    __slots__ = (
+        "_base",
+        "_counts",
+        "_last_beat",
+        "_lengths",
+        "_mean_count",
+        "_n",
+        "_rate",
+        "_var_count",
+        "alpha",
+        "count",
+        "learn_below_nats",
+        "periods",
+        "warmup_periods",
+    )
+
     def __init__(
         self,
         periods: int = 16,
@@ -69,7 +85,8 @@ class ActivityDropDetector:
         self.alpha = alpha
         self.warmup_periods = warmup_periods
         self.learn_below_nats = learn_below_nats
-        self.count = 0  # actions since the last heartbeat (the pipeline increments it inline)
+        self.count = 0  # actions since the last heartbeat (learn_one's count)
+        self._base = 0  # the caller's action total at the last heartbeat (beat's ``actions``)
         self._last_beat = math.nan  # seconds; NaN before the first running heartbeat
         self._counts: list[int] = []  # recent running periods' counts, newest last
         self._lengths: list[float] = []  # and their lengths in seconds
@@ -108,7 +125,11 @@ class ActivityDropDetector:
         return self._surprise(counts, lengths)[0]
 
     def beat(
-        self, t: float, status: str, fallback: tuple[float, float] | None = None
+        self,
+        t: float,
+        status: str,
+        fallback: tuple[float, float] | None = None,
+        actions: int | None = None,
     ) -> tuple[float, int, float, float]:
         """``score_one`` then ``learn_one`` of a heartbeat, the pipeline's path.
 
@@ -119,11 +140,15 @@ class ActivityDropDetector:
                 own baseline is warm: an agent that works in bursts shorter than its heartbeat
                 interval never shows a running period, but the action-rate detector knows its
                 working rate.
+            actions: The caller's running total of the agent's actions, instead of counting
+                them one by one with ``learn_one`` (the pipeline keeps one counter per agent).
 
         Returns:
             (score in nats, actions seen, actions expected, seconds looked back over) of the
             most surprising look-back; zeros when nothing was scored.
         """
+        if actions is not None:
+            self.count = actions - self._base
         running = status in (_RUNNING, "")
         if running and t <= self._last_beat:  # False while _last_beat is NaN
             return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
@@ -134,6 +159,8 @@ class ActivityDropDetector:
         self._counts, self._lengths = counts, lengths
         self._last_beat = t if running else math.nan
         self.count = 0
+        if actions is not None:
+            self._base = actions
         return score, seen, expected, span
 
     def _with_period(self, t: float, status: str) -> tuple[list[int], list[float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ class _AgentState:
     """One agent's detectors and hysteresis; a few KiB at most in memory."""
 
     __slots__ = (
+        "actions",
         "cycle",
         "cycle_level",
         "drift",
@@ -53,6 +55,7 @@ class _AgentState:
         "error_level",
         "errors",
         "goal",
+        "goal_deadline",
         "goal_level",
         "latency",
         "latency_level",
@@ -94,6 +97,8 @@ class _AgentState:
         self.latency_level = 0
         self.goal = goal
         self.goal_level = 0
+        self.goal_deadline = math.inf  # the action count at which a goal without progress stalls
+        self.actions = 0  # the agent's actions so far
 
 
 class FamilyHandlers:
@@ -117,11 +122,10 @@ class FamilyHandlers:
     _window_ns: int
     _exemplars: dict[str, str]
 
-    def _process_loop(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        repeats = state.loop.observe(event.fingerprint)
-        if repeats == 1.0:
-            state.loop_onset_ns = event.ts_ns
-            state.loop_level = 0
+    def _process_loop(
+        self, state: _AgentState, event: AgentEvent, repeats: float, out: list[Anomaly]
+    ) -> None:
+        """After ``LoopDetector.observe``: the pipeline resets a new run itself (repeats 1)."""
         threshold = float(self.loop_min_repeats)
         level = _level(repeats, threshold, 2 * threshold)
         if level <= state.loop_level:
@@ -245,8 +249,15 @@ class FamilyHandlers:
             )
         )
 
-    def _process_cycle(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        repeats, period, onset = state.cycle.observe(event.fingerprint, event.ts_ns)
+    def _process_cycle(
+        self,
+        state: _AgentState,
+        event: AgentEvent,
+        observed: tuple[float, int, int],
+        out: list[Anomaly],
+    ) -> None:
+        """After ``CycleDetector.observe``, when a cycle goes on or one was raised."""
+        repeats, period, onset = observed
         if period == 0:
             state.cycle_level = 0
             return
@@ -283,7 +294,9 @@ class FamilyHandlers:
         if rate.warm and not state.drop.warm:
             mean = rate.mean
             fallback = (mean / self.rate_window_s, rate.std**2 / mean if mean > 0 else 1.0)
-        score, seen, expected, span = state.drop.beat(event.ts_ns / _NS_PER_S, event.key, fallback)
+        score, seen, expected, span = state.drop.beat(
+            event.ts_ns / _NS_PER_S, event.key, fallback, state.actions
+        )
         if score < self.drop_warning_nats:
             state.drop_level = 0
             return []
@@ -315,9 +328,16 @@ class FamilyHandlers:
         )
         return out
 
-    def _process_drift(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+    def _process_drift(
+        self,
+        state: _AgentState,
+        event: AgentEvent,
+        observed: tuple[float, float, float],
+        out: list[Anomaly],
+    ) -> None:
+        """After ``KeyDriftDetector.observe``, when it scored high or a drift was raised."""
         drift = state.drift
-        score, share, baseline = drift.observe(event.key)
+        score, share, baseline = observed
         if state.drift_level and (
             (event.key == state.drift_key and score < self.drift_warning_nats)
             or drift.share(state.drift_key) < drift.min_share
@@ -347,8 +367,10 @@ class FamilyHandlers:
             out=out,
         )
 
-    def _process_error(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        score, failures, rate = state.errors.fail()
+    def _process_error(
+        self, state: _AgentState, event: AgentEvent, n: int, out: list[Anomaly]
+    ) -> None:
+        score, failures, rate = state.errors.fail(n)
         if failures <= 1 or score < self.error_warning_nats:
             state.error_level = 0
         level = _level(score, self.error_warning_nats, self.error_critical_nats)
@@ -418,12 +440,16 @@ class FamilyHandlers:
     def _process_goal(self, state: _AgentState, event: AgentEvent) -> None:
         goal = state.goal
         before = (goal.goal, goal.progress)
-        goal.progress_to(event.key, event.value, event.ts_ns)
+        goal.progress_to(event.key, event.value, event.ts_ns, state.actions)
         if (goal.goal, goal.progress) != before:
             state.goal_level = 0
+        state.goal_deadline = goal.deadline(state.actions) if goal.armed else math.inf
 
-    def _raise_goal_stall(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+    def _raise_goal_stall(
+        self, state: _AgentState, event: AgentEvent, n: int, out: list[Anomaly]
+    ) -> None:
         goal = state.goal
+        goal.catch_up(n)
         state.goal_level = Severity.WARNING.rank
         limit = goal.limit
         self._raise(

@@ -52,6 +52,19 @@ class ErrorBurstDetector:
         True
     """
 
+    __slots__ = (
+        "_failures",
+        "_rate",
+        "_rate_at",
+        "alpha",
+        "learn_below_nats",
+        "min_rate",
+        "n",
+        "prior_rate",
+        "warmup",
+        "window",
+    )
+
     def __init__(
         self,
         window: int = 20,
@@ -77,7 +90,7 @@ class ErrorBurstDetector:
         self.min_rate = min_rate
         self.warmup = warmup
         self.learn_below_nats = learn_below_nats
-        self.n = 0  # calls seen (the pipeline increments it inline for calls that succeed)
+        self.n = 0  # calls seen
         self._failures: list[int] = []  # indexes (1-based) of failed calls within the window
         self._rate = prior_rate
         self._rate_at = 0  # the call index ``_rate`` is up to date at
@@ -95,13 +108,17 @@ class ErrorBurstDetector:
         failures = sum(1 for i in self._failures if i > n - self.window) + bool(x["error"])
         return self._score(failures, n)
 
-    def fail(self) -> tuple[float, int, float]:
+    def fail(self, n: int | None = None) -> tuple[float, int, float]:
         """Score then learn one failed call, the pipeline's path.
+
+        Args:
+            n: The caller's running total of the agent's calls, this one included, instead of
+                counting successful calls one by one (the pipeline keeps one counter per agent).
 
         Returns:
             (score in nats, failures in the window, the error rate scored against).
         """
-        n = self.n = self.n + 1
+        n = self.n = self.n + 1 if n is None else n
         oldest = n - self.window
         failures = [i for i in self._failures if i > oldest]
         failures.append(n)
@@ -163,6 +180,9 @@ class LatencyDetector:
         >>> detector.score_one({"duration_s": 2.0})  # the 4th slow decision in a row
         4.0
     """
+
+    __slots__ = ("_mean", "_n", "_run", "_run_log_sum", "_var", "alpha", "floor_s", "min_std",
+                 "slow_z", "warmup")  # fmt: skip
 
     def __init__(
         self,
@@ -281,6 +301,9 @@ class GoalStallDetector:
         1.0
     """
 
+    __slots__ = ("_base", "_goal", "_progress", "_typical", "actions", "alpha", "armed", "factor",
+                 "min_actions", "since_ns")  # fmt: skip
+
     def __init__(self, min_actions: int = 12, factor: float = 4.0, alpha: float = 0.05) -> None:
         if min_actions < 1:
             raise ValueError(f"min_actions must be >= 1, got {min_actions}")
@@ -291,12 +314,21 @@ class GoalStallDetector:
         self.min_actions = min_actions
         self.factor = factor
         self.alpha = alpha
-        self.actions = 0  # since the last progress (the pipeline increments it inline)
+        self.actions = 0  # since the last progress
+        self._base = 0  # the caller's action total at the last progress (progress_to's)
         self.armed = False  # a goal is in progress
         self._goal = ""
         self._progress = 0.0
         self._typical = 1.0
         self.since_ns = 0  # event time of the last progress
+
+    def catch_up(self, actions: int) -> None:
+        """Brings ``actions`` up to date from the caller's running total (``progress_to``'s)."""
+        self.actions = actions - self._base
+
+    def deadline(self, actions: int) -> float:
+        """The caller's action total at which, without progress, the goal stalls."""
+        return actions - self.actions + math.ceil(self.limit)
 
     @property
     def limit(self) -> float:
@@ -324,18 +356,29 @@ class GoalStallDetector:
             return 0.0
         return (self.actions + 1) / self.limit
 
-    def progress_to(self, goal: str, progress: float, t_ns: int = 0) -> None:
-        """Learns one progress report."""
+    def progress_to(
+        self, goal: str, progress: float, t_ns: int = 0, actions: int | None = None
+    ) -> None:
+        """Learns one progress report.
+
+        Args:
+            goal: The goal id.
+            progress: Its progress, 0..1.
+            t_ns: Event time.
+            actions: The caller's running total of the agent's actions, instead of counting them
+                one by one with ``learn_one`` (the pipeline keeps one counter per agent).
+        """
+        if actions is not None:
+            self.actions = actions - self._base
         if len(goal) > _MAX_GOAL_CHARS:
             goal = hashlib.blake2b(goal.encode(), digest_size=16).hexdigest()
-        if goal != self._goal:
+        if goal != self._goal or progress > self._progress:
+            if goal == self._goal and self.actions:
+                self._typical += self.alpha * (self.actions - self._typical)
             self._goal, self._progress = goal, progress
             self.actions, self.since_ns = 0, t_ns
-        elif progress > self._progress:
-            if self.actions:
-                self._typical += self.alpha * (self.actions - self._typical)
-            self._progress = progress
-            self.actions, self.since_ns = 0, t_ns
+            if actions is not None:
+                self._base = actions
         self.armed = self._progress < 1.0
 
     def __repr__(self) -> str:

@@ -102,18 +102,20 @@ class LoopDetector:
 
 
 class CycleDetector:
-    """Counts repeats of a short cycle of action fingerprints: A-B-A-B..., A-B-C-A-B-C...
+    """Counts repeats of a short cycle of distinct action fingerprints: A-B-A-B..., A-B-C-A-B-C...
 
-    For each period ``p`` from 2 to ``max_period``, the detector counts how many calls in a row
-    equalled the call ``p`` before them. ``score_one(x)`` is the number of times the current cycle
-    would have been played if ``x`` were learned, ``1 + matches / p`` for the period that gives
-    the most (A-B-A-B-A-B: 3.0 at the 6th call); 1.0 when ``x`` continues no cycle. Runs of one
-    repeated fingerprint are :class:`LoopDetector`'s, not cycles: a period whose calls are all the
-    same fingerprint does not count.
+    A call whose fingerprint was also among the last ``max_period`` calls recurs with a period:
+    how many calls back it was last seen (the nearest). A cycle of period ``p`` goes on while
+    calls keep recurring at that same period; ``score_one(x)`` is the number of times the cycle
+    would have been played if ``x`` were learned, ``1 + recurrences / p`` (A-B-A-B-A-B: 3.0 at
+    the 6th call); 1.0 when ``x`` continues no cycle. Period 1 (one fingerprint repeated) is
+    :class:`LoopDetector`'s, not a cycle; a cycle that repeats a call inside its period (A-A-B)
+    is seen as loops, not as a cycle.
 
-    The state is the last ``max_period`` fingerprints (digested beyond 64 characters) with their
-    event times, and one counter per period: a few hundred bytes. O(1) per call when the call
-    repeats none of the last ``max_period`` (the usual case). Not thread-safe; no I/O.
+    The state is the last ``max_period`` fingerprints (digested beyond 64 characters) and event
+    times, the current period, its count and onset: a few hundred bytes. O(1) per call; a call
+    that repeats none of the last ``max_period`` (the usual case) costs one membership test.
+    Not thread-safe; no I/O.
 
     Args:
         max_period: Longest cycle, in calls (>= 2).
@@ -131,13 +133,17 @@ class CycleDetector:
         3.0
     """
 
+    __slots__ = ("_onset", "_period", "_recent", "_run", "_times", "max_period")
+
     def __init__(self, max_period: int = 4) -> None:
         if max_period < 2:
             raise ValueError(f"max_period must be >= 2, got {max_period}")
         self.max_period = max_period
-        self._recent: list[str] = []  # newest first
-        self._times: list[int] = []  # their event times (ns), for the onset
-        self._matches = [0] * (max_period - 1)  # index p - 2
+        self._recent: list[str] = []  # newest first, at most max_period
+        self._times: list[int] = []  # their event times (ns)
+        self._period = 0  # period of the current cycle; 0 when none
+        self._run = 0  # consecutive calls recurring at that period
+        self._onset = 0  # event time of the cycle's first call
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Appends one call. Args: x: ``{"fingerprint": str, "t_ns": int (optional)}``."""
@@ -146,47 +152,42 @@ class CycleDetector:
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the cycle repeats ``x`` would make (>= 1.0); never mutates the detector."""
         key = _key(x["fingerprint"])
-        best = 1.0
-        for p in range(2, self.max_period + 1):
-            m = self._match(key, p)
-            if m:
-                best = max(best, 1.0 + m / p)
-        return best
+        if key not in self._recent:
+            return 1.0
+        p = self._recent.index(key) + 1
+        if p == 1:
+            return 1.0
+        run = self._run + 1 if p == self._period else 1
+        return 1.0 + run / p
 
     def observe(self, fingerprint: str, t_ns: int = 0) -> tuple[float, int, int]:
         """``score_one`` then ``learn_one`` in one step, the pipeline's hot path.
 
         Returns:
-            (repeats, period, onset): the score, the period that gave it (0 when 1.0) and the
-            event time of the first call of the cycle's first play (0 when unknown).
+            (repeats, period, onset): the score, the cycle's period (0 when the score is 1.0)
+            and the event time of the cycle's first call.
         """
         key = fingerprint if len(fingerprint) <= _MAX_FINGERPRINT_CHARS else _key(fingerprint)
-        recent, matches = self._recent, self._matches
-        best, period, onset = 1.0, 0, 0
+        recent, times = self._recent, self._times
+        result = (1.0, 0, 0)
         if key in recent:
-            for p in range(2, self.max_period + 1):
-                m = matches[p - 2] = self._match(key, p)
-                if m and 1.0 + m / p > best:
-                    best, period = 1.0 + m / p, p
-            if period:
-                back = period + matches[period - 2] - 1  # calls back to the cycle's first
-                onset = self._times[back - 1] if back <= len(self._times) else 0
-        elif any(matches):
-            matches[:] = [0] * len(matches)
+            p = recent.index(key) + 1
+            if p == 1:
+                self._period = self._run = 0
+            else:
+                if p == self._period:
+                    self._run += 1
+                else:
+                    self._period, self._run, self._onset = p, 1, times[p - 1]
+                result = (1.0 + self._run / p, p, self._onset)
+        elif self._period:
+            self._period = self._run = 0
         recent.insert(0, key)
-        self._times.insert(0, t_ns)
-        if len(recent) > self.max_period + self.max_period * 2:
+        times.insert(0, t_ns)
+        if len(recent) > self.max_period:
             recent.pop()
-            self._times.pop()
-        return best, period, onset
-
-    def _match(self, key: str, p: int) -> int:
-        recent = self._recent
-        if len(recent) < p or recent[p - 1] != key:
-            return 0
-        if all(r == key for r in recent[: p - 1]):
-            return 0  # one fingerprint repeated: a loop, not a cycle
-        return self._matches[p - 2] + 1
+            times.pop()
+        return result
 
     def __repr__(self) -> str:
         return f"CycleDetector(max_period={self.max_period})"

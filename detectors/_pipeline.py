@@ -203,24 +203,32 @@ class DetectorPipeline(FamilyHandlers):
         """
         kind = event.kind
         if kind is EventKind.ACTION:
+            # The hot path: each family's detector is called directly, and its handler (the
+            # thresholds, hysteresis and evidence) only when there is something to decide.
             state = self._agents.get(event.agent) or self._add_agent(event)
             anomalies: list[Anomaly] = []
-            if event.fingerprint:
-                self._process_loop(state, event, anomalies)
-                self._process_cycle(state, event, anomalies)
+            fingerprint = event.fingerprint
+            if fingerprint:
+                repeats = state.loop.observe(fingerprint)
+                if repeats == 1.0:
+                    state.loop_onset_ns = event.ts_ns
+                    state.loop_level = 0
+                elif repeats >= self.loop_min_repeats:
+                    self._process_loop(state, event, repeats, anomalies)
+                cycle = state.cycle.observe(fingerprint, event.ts_ns)
+                if cycle[1] or state.cycle_level:
+                    self._process_cycle(state, event, cycle, anomalies)
             self._process_rate(state, event, anomalies)
-            state.drop.count += 1
+            # One action counter per agent; the drop, error and goal detectors read it.
+            n = state.actions = state.actions + 1
             if event.key:
-                self._process_drift(state, event, anomalies)
+                drift = state.drift.observe(event.key)
+                if drift[0] >= self.drift_warning_nats or state.drift_level:
+                    self._process_drift(state, event, drift, anomalies)
             if event.error:
-                self._process_error(state, event, anomalies)
-            else:
-                state.errors.n += 1
-            goal = state.goal
-            if goal.armed:
-                goal.actions += 1
-                if goal.actions >= goal.limit and not state.goal_level:
-                    self._raise_goal_stall(state, event, anomalies)
+                self._process_error(state, event, n, anomalies)
+            if n >= state.goal_deadline and not state.goal_level:
+                self._raise_goal_stall(state, event, n, anomalies)
             return anomalies
         if kind is EventKind.HEARTBEAT:
             state = self._agents.get(event.agent) or self._add_agent(event)

@@ -152,8 +152,26 @@ class ActionRateDetector:
         current = self._window
         if current is not None and window < current:
             window = current  # a late event counts in the open window
-        count = self._count + 1 if window == current else 1
         mean, std = self._base_mean, self._base_std
+        if window == current:  # the usual case, inlined
+            count = self._count = self._count + 1
+            z = 0.0
+            if self._n_windows >= self.warmup_windows:
+                scale = self._base_scale
+                z = (count - mean) / scale
+                p1, p2 = self._prev_count, self._prev_count2
+                if p1:
+                    z2 = (count + p1 - 2 * mean) / (_SQRT2 * scale)
+                    if z2 > z:
+                        z = z2
+                if p1 or p2:
+                    z3 = (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale)
+                    if z3 > z:
+                        z = z3
+                if z < 0.0:
+                    z = 0.0
+            return window, z, count, mean, std
+        count = 1
         z = 0.0
         if self._n_windows >= self.warmup_windows:
             z = self._z(count, window, mean, self._base_scale)
