@@ -12,11 +12,12 @@ __all__ = ["KeyDriftDetector"]
 class KeyDriftDetector:
     """Scores how surprising the current key's recent share of actions is (distribution drift).
 
-    Two views of an agent's action keys: the last ``window`` actions (a ring) and a slow,
-    exponentially weighted baseline share per key (memory ``~1 / slow_alpha`` actions). The
-    baseline is kept as weighted counts whose weight grows by ``1 / (1 - slow_alpha)`` per
-    action (rescaled now and then), so an action costs one dictionary update whatever the number
-    of keys, and the shares are exact weighted averages from the first action on. ``score_one(x)``
+    Two views of an agent's action keys: the last ``window`` actions (a ring, with a count per
+    key) and a slow, exponentially weighted baseline share per key (memory ``~1 / slow_alpha``
+    actions). Each time the ring has been filled anew, its counts are folded into the baseline
+    as weighted counts whose weight grows by ``(1 / (1 - slow_alpha)) ** window`` per fold
+    (rescaled now and then): an action costs two small dictionary updates whatever the number of
+    keys, and the shares are exact weighted averages from the first fold on. ``score_one(x)``
     is, once ``x``'s key takes at least ``min_share`` of the window, the binomial
     Kullback-Leibler surprise of that share ``f`` against the baseline share ``p``:
     ``window * (f ln(f / p) + (1 - f) ln((1 - f) / (1 - p)))`` nats; 0.0 below ``min_share`` and
@@ -47,6 +48,7 @@ class KeyDriftDetector:
     """
 
     __slots__ = (
+        "_counts",
         "_grow",
         "_n",
         "_pos",
@@ -84,8 +86,9 @@ class KeyDriftDetector:
         self._pos = 0
         self._weights: dict[str, float] = {}  # key -> summed weight of its actions
         self._total = 0.0
-        self._weight = 1.0  # the next action's weight
-        self._grow = 1.0 / (1.0 - slow_alpha)
+        self._counts: dict[str, int] = {}  # key -> its actions in the ring
+        self._weight = 1.0  # the next fold's weight per action
+        self._grow = (1.0 / (1.0 - slow_alpha)) ** window
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Counts one action. Args: x: ``{"key": str}``."""
@@ -94,10 +97,8 @@ class KeyDriftDetector:
     def score_one(self, x: dict[str, Any]) -> float:
         """The surprise (nats) of ``x``'s key's share if ``x`` were learned; no mutation."""
         key = str(x["key"])
-        n = self._n + 1
-        count = self._recent.count(key) + 1 - (self._recent[self._pos] == key)
-        weight = self._weights.get(key, 0.0) + self._weight
-        return self._score(count, weight / (self._total + self._weight), n)[0]
+        count = self._counts.get(key, 0) + 1 - (self._recent[self._pos] == key)
+        return self._score(count, self.baseline(key), self._n + 1)[0]
 
     def observe(self, key: str) -> tuple[float, float, float]:
         """``score_one`` then ``learn_one``, the pipeline's path.
@@ -107,40 +108,55 @@ class KeyDriftDetector:
             the key is scored (0.0 otherwise).
         """
         # Keys are few (a repertoire of tools) but each event brings its own copy of the string:
-        # interned, the ring and the dictionary compare by identity instead of touching copies.
+        # interned, the ring and the dictionaries compare by identity instead of touching copies.
         key = sys.intern(key)
         n = self._n = self._n + 1
-        recent, pos = self._recent, self._pos
+        recent, pos, counts = self._recent, self._pos, self._counts
+        evicted = recent[pos]
+        if evicted:
+            left = counts[evicted] - 1
+            if left:
+                counts[evicted] = left
+            else:
+                del counts[evicted]
         recent[pos] = key
-        self._pos = pos + 1 if pos + 1 < self.window else 0
-        w = self._weight
-        weights = self._weights
-        weights[key] = weights.get(key, 0.0) + w
-        total = self._total = self._total + w
-        w *= self._grow
-        if w > 1e100:  # rescale before the weights overflow (every ~100,000 actions)
-            for k in weights:
-                weights[k] /= w
-            self._total /= w
-            total = self._total
-            w = 1.0
-        self._weight = w
-        count = recent.count(key)
+        count = counts[key] = counts.get(key, 0) + 1
+        pos += 1
+        if pos == self.window:
+            pos = 0
+            self._fold()
+        self._pos = pos
         if count < self.min_share * self.window or n <= self.warmup:
             return 0.0, 0.0, 0.0
-        return self._score(count, weights[key] / total, n)
+        return self._score(count, self.baseline(key), n)
+
+    def _fold(self) -> None:
+        """Adds the ring's counts to the baseline, weighted by the current weight."""
+        weights, w = self._weights, self._weight
+        for key, count in self._counts.items():
+            weights[key] = weights.get(key, 0.0) + count * w
+        self._total += self.window * w
+        w *= self._grow
+        if w > 1e100:  # rescale before the weights overflow
+            for key in weights:
+                weights[key] /= w
+            self._total /= w
+            w = 1.0
+        self._weight = w
 
     def _score(self, count: int, baseline: float, n: int) -> tuple[float, float, float]:
         f = count / self.window
         if f < self.min_share or n <= self.warmup or f <= baseline:
             return 0.0, f, baseline
-        f, p = min(f, 1 - 1e-9), min(baseline, 1 - 1e-9)
+        # A key never seen before has a baseline share of 0: floor it at one action in the
+        # baseline's memory, so that the surprise stays finite (and large).
+        f, p = min(f, 1 - 1e-9), min(max(baseline, self.slow_alpha), 1 - 1e-9)
         kl = f * math.log(f / p) + (1 - f) * math.log((1 - f) / (1 - p))
         return self.window * kl, f, baseline
 
     def share(self, key: str) -> float:
         """``key``'s share of the last ``window`` actions."""
-        return self._recent.count(key) / self.window
+        return self._counts.get(key, 0) / self.window
 
     def baseline(self, key: str) -> float:
         """``key``'s baseline share."""

@@ -158,18 +158,20 @@ class FamilyHandlers:
         rate = state.rate
         previous = rate.window
         window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
-        # When the open window closes, its last score was its highest; below the warning
-        # threshold it ends the excursion. So does a silence longer than the three windows the
-        # scores sum over; a shorter one does not (the next window still sums in the spike).
-        if (
-            previous is not None
-            and window != previous
-            and (state.rate_last_z < self.rate_warning_z or window > previous + 3)
-        ):
-            state.rate_level = 0
+        if window != previous:
+            # When the open window closes, its last score was its highest; below the warning
+            # threshold it ends the excursion. So does a silence longer than the three windows
+            # the scores sum over; a shorter one does not (the next window still sums in the
+            # spike).
+            if previous is not None and (
+                state.rate_last_z < self.rate_warning_z or window > previous + 3
+            ):
+                state.rate_level = 0
+            if rate.warm:
+                self._exemplars[event.service] = event.agent
         state.rate_last_z = z
-        if window != previous and rate.warm:
-            self._exemplars[event.service] = event.agent
+        if z < self.rate_warning_z:  # the usual case
+            return
         level = _level(z, self.rate_warning_z, self.rate_critical_z)
         if level <= state.rate_level:
             return
