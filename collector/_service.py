@@ -162,7 +162,10 @@ class Service:
         self.remediator = self.response.remediator
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        self._events: queue.Queue[list[Observation] | None] = queue.Queue(maxsize=10_000)
+        # Bounded by events, not batches: a backlog of 250,000 events (about 5 s at 50,000
+        # spans/s) holds ~100 MiB; past it, events are counted as not scored and dropped.
+        self._events: queue.Queue[list[Observation] | None] = queue.Queue()
+        self._queued_events = 0
         self._detector = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
         self._anomaly_listeners: list[AnomalyListener] = []
         self._delivery_listeners: list[DeliveryListener] = []
@@ -259,12 +262,16 @@ class Service:
         self.span_writer.submit(seq, block)
         self.count("spans_accepted", block.rows)
         # The acknowledgement waits for nothing else: the detection thread makes the events.
-        try:
-            self._events.put_nowait(observations)
-        except queue.Full:
+        with self._lock:
+            full = self._queued_events + len(observations) > MAX_QUEUED_EVENTS
+            if not full:
+                self._queued_events += len(observations)
+        if full:
             # The spans are stored; only their detection is skipped. Counted, never silent.
             self.count("detection_events_dropped", len(observations))
             logger.warning("detection queue full: %d events not scored", len(observations))
+        else:
+            self._events.put_nowait(observations)
         return True
 
     def ingest_signal(self, kind: str, parts: Mapping[str, tuple[list[list[Any]], bytes]]) -> bool:
@@ -316,6 +323,9 @@ class Service:
                 with self._pipeline_lock:
                     self._detect(batch)
             finally:
+                if batch:
+                    with self._lock:
+                        self._queued_events -= len(batch)
                 self._events.task_done()
 
     def _detect(self, batch: list[Observation]) -> None:
@@ -456,6 +466,7 @@ _TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
 _NAME, _SERVICE = _COL["SpanName"], _COL["ServiceName"]
 
 SIGNAL_KINDS = ("log_records", "data_points")
+MAX_QUEUED_EVENTS = 250_000
 PROTOBUF_RECORD = b"p"
 JSON_RECORD = b"j"
 

@@ -142,3 +142,19 @@ def test_a_dead_decoder_process_is_replaced_and_its_request_retryable(data_dir: 
         assert accepted.status_code == 200
         assert pool.processes[0].pid != process.pid
         assert _names(running) == ["s0", "s1"]
+
+
+def test_a_detection_backlog_is_bounded_in_events_and_stores_every_span(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agentwatch.collector._service.MAX_QUEUED_EVENTS", 3)
+    with RunningService(local_settings(data_dir)) as running:
+        service = running.service
+        with service._pipeline_lock:  # detection stalls: its backlog builds up
+            assert _post(running, _request([{}, {}])).status_code == 200  # 2 queued
+            assert _post(running, _request([{}, {}])).status_code == 200  # 4 > 3: not scored
+            assert service.counters["detection_events_dropped"] == 2
+        assert _names(running) == ["s0", "s0", "s1", "s1"]  # stored all the same
+        assert _post(running, _request([{}, {}, {}])).status_code == 200  # room again
+        assert service.flush(10)
+        assert service.counters["detection_events_dropped"] == 2
