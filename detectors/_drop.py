@@ -26,7 +26,8 @@ class ActivityDropDetector:
     divided by the dispersion: ``(mu - c + c ln(c / mu)) / dispersion`` nats for ``c < mu``
     (``mu / dispersion`` for ``c = 0``, a stall). Actions score 0.0. The score is 0.0 until
     ``warmup_periods`` periods are learned. A period that scores at least ``learn_below_nats`` is
-    not learned, so a drop does not teach the baseline that it is normal.
+    not learned, so a drop does not teach the baseline that it is normal; nor is a period far above
+    the usual rate (a spike), for up to ``hold_periods`` in a row.
 
     State: the baseline (four floats), the counts of the last ``periods`` periods and the current
     one's: a few hundred bytes. O(1) per action, O(``periods``) per heartbeat. Not thread-safe.
@@ -36,6 +37,7 @@ class ActivityDropDetector:
         alpha: Fading factor of the baseline, per period, in (0, 1].
         warmup_periods: Learned periods before scores are given.
         learn_below_nats: Periods scoring at or above this are not learned.
+        hold_periods: Most outlier periods in a row kept out of the baseline.
 
     Example:
         >>> from agentwatch.detectors import ActivityDropDetector
@@ -53,6 +55,7 @@ class ActivityDropDetector:
     __slots__ = (
         "_base",
         "_counts",
+        "_held",
         "_last_beat",
         "_lengths",
         "_mean_count",
@@ -61,6 +64,7 @@ class ActivityDropDetector:
         "_var_count",
         "alpha",
         "count",
+        "hold_periods",
         "learn_below_nats",
         "periods",
         "warmup_periods",
@@ -72,6 +76,7 @@ class ActivityDropDetector:
         alpha: float = 0.05,
         warmup_periods: int = 10,
         learn_below_nats: float = 6.0,
+        hold_periods: int = 30,
     ) -> None:
         if periods < 2:
             raise ValueError(f"periods must be >= 2, got {periods}")
@@ -85,6 +90,8 @@ class ActivityDropDetector:
         self.alpha = alpha
         self.warmup_periods = warmup_periods
         self.learn_below_nats = learn_below_nats
+        self.hold_periods = hold_periods
+        self._held = 0  # outlier periods in a row, not learned
         self.count = 0  # actions since the last heartbeat (learn_one's count)
         self._base = 0  # the caller's action total at the last heartbeat (beat's ``actions``)
         self._last_beat = math.nan  # seconds; NaN before the first running heartbeat
@@ -136,10 +143,11 @@ class ActivityDropDetector:
         Args:
             t: Event time (s).
             status: The heartbeat's agent status ("" when absent: running).
-            fallback: (actions per second, dispersion) to score against until this detector's
-                own baseline is warm: an agent that works in bursts shorter than its heartbeat
-                interval never shows a running period, but the action-rate detector knows its
-                working rate.
+            fallback: (actions per second, dispersion) of another estimate of the agent's
+                working rate (the pipeline passes the action-rate detector's); scored against
+                when this detector is not warm or its own rate is lower. An agent that works in
+                bursts shorter than its heartbeat interval shows few running periods, and those
+                few are not typical; the action-rate detector still knows its working rate.
             actions: The caller's running total of the agent's actions, instead of counting
                 them one by one with ``learn_one`` (the pipeline keeps one counter per agent).
 
@@ -154,8 +162,8 @@ class ActivityDropDetector:
             return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
         counts, lengths = self._with_period(t, status)
         score, seen, expected, span = self._surprise(counts, lengths, fallback)
-        if counts and score < self.learn_below_nats:
-            self._learn(counts[-1], lengths[-1])
+        if counts:
+            self._maybe_learn(counts[-1], lengths[-1], score)
         self._counts, self._lengths = counts, lengths
         self._last_beat = t if running else math.nan
         self.count = 0
@@ -181,12 +189,13 @@ class ActivityDropDetector:
     ) -> tuple[float, int, float, float]:
         if len(counts) < 2:
             return 0.0, 0, 0.0, 0.0
+        rate = dispersion = 0.0
         if self._n >= self.warmup_periods and self._rate > 0:
             rate = self._rate
             dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
-        elif fallback is not None and fallback[0] > 0:
+        if fallback is not None and fallback[0] > rate:
             rate, dispersion = fallback[0], max(1.0, fallback[1])
-        else:
+        if rate <= 0:
             return 0.0, 0, 0.0, 0.0
         best = (0.0, 0, 0.0, 0.0)
         seen, span = 0, 0.0
@@ -204,6 +213,21 @@ class ActivityDropDetector:
                 best = (nats, seen, expected, span)
         return best
 
+    def _maybe_learn(self, count: int, length: float, score: float) -> None:
+        """Learns a period unless it is an outlier (a drop scoring ``learn_below_nats``, or a
+        burst above four standard deviations: a rate spike must not teach the baseline a rate
+        the agent will then seem to drop from); after ``hold_periods`` outliers in a row the
+        change is taken as lasting and learned."""
+        if self._n >= self.warmup_periods:
+            expected = self._rate * length
+            dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
+            high = count > expected + 4.0 * math.sqrt(max(dispersion * expected, 1.0))
+            if (high or score >= self.learn_below_nats) and self._held < self.hold_periods:
+                self._held += 1
+                return
+        self._held = 0
+        self._learn(count, length)
+
     def _learn(self, count: int, length: float) -> None:
         a = self.alpha if self._n else 1.0
         self._rate += a * (count / length - self._rate)
@@ -215,5 +239,6 @@ class ActivityDropDetector:
     def __repr__(self) -> str:
         return (
             f"ActivityDropDetector(periods={self.periods}, alpha={self.alpha}, "
-            f"warmup_periods={self.warmup_periods}, learn_below_nats={self.learn_below_nats})"
+            f"warmup_periods={self.warmup_periods}, learn_below_nats={self.learn_below_nats}, "
+            f"hold_periods={self.hold_periods})"
         )

@@ -293,9 +293,12 @@ class FamilyHandlers:
         if event.key and event.key != _RUNNING:
             state.rate.pause()  # an idle agent's silence is not a rate to learn
         rate, fallback = state.rate, None
-        if rate.warm and not state.drop.warm:
+        if rate.warm:
             mean = rate.mean
-            fallback = (mean / self.rate_window_s, rate.std**2 / mean if mean > 0 else 1.0)
+            # Windows of 1 s understate the burstiness over heartbeat periods of seconds (think
+            # time, sessions): the borrowed dispersion is at least 2.
+            dispersion = rate.std**2 / mean if mean > 0 else 1.0
+            fallback = (mean / self.rate_window_s, max(2.0, dispersion))
         score, seen, expected, span = state.drop.beat(
             event.ts_ns / _NS_PER_S, event.key, fallback, state.actions
         )
