@@ -158,7 +158,7 @@ def _export_dashboards(out: Path) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from ._runner import RunningService
-    from ._service import settings_summary
+    from ._settings import settings_summary
 
     settings = ServiceSettings.from_env(
         os.environ,

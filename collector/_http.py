@@ -50,8 +50,9 @@ from ._ops_api import local_request_guard, ops_router
 from ._otlp import LimitExceeded, OtlpDecodeError, decode_request
 from ._otlp_logs import logs_request_to_rows
 from ._otlp_metrics import metrics_request_to_rows, split_by_table
+from ._records import JSON_RECORD, PROTOBUF_RECORD
 from ._schema_signals import LOGS_TABLE
-from ._service import JSON_RECORD, PROTOBUF_RECORD, Service
+from ._service import Service
 from ._signals import LOGS_RECORD, METRICS_RECORD
 from ._ui import ui_router
 

@@ -7,6 +7,7 @@ Names follow ``agentwatch_<subsystem>_<name>_<unit>``; counters end in ``_total`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -114,3 +115,24 @@ class ServiceMetrics:
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return bytes(generate_latest(self.registry))
+
+
+SIGNAL_KINDS = ("log_records", "data_points")
+
+
+def _signal_counter(kind: str, outcome: str) -> Callable[[ServiceMetrics], Any]:
+    return lambda m: getattr(m, kind).labels(outcome=outcome)
+
+
+# The service's counters (``Service.count``) and the metric each also increments.
+COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
+    "spans_received": lambda m: m.spans_received,
+    "spans_accepted": lambda m: m.spans_accepted,
+    "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
+    "detection_events_dropped": lambda m: m.detection_events_dropped,
+    **{
+        f"{kind}_{outcome}": _signal_counter(kind, outcome)
+        for kind in SIGNAL_KINDS
+        for outcome in ("received", "accepted", "rejected", "refused")
+    },
+}

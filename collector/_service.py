@@ -9,7 +9,6 @@ watch anomalies and deliveries as they happen.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import queue
@@ -24,9 +23,18 @@ from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKin
 from ._decode_pool import DecoderPool, Observation
 from ._drain import SpoolDrain
 from ._liveness import missed_heartbeat
-from ._metrics import ServiceMetrics
+from ._metrics import COUNTER_METRICS, SIGNAL_KINDS, ServiceMetrics
 from ._native import Block
-from ._otlp import DEFAULT_LIMITS, Limits, decode_request, request_to_rows
+from ._otlp import Limits
+from ._records import (
+    ANOMALY_COLUMNS,
+    INCIDENT_COLUMNS,
+    REMEDIATION_COLUMNS,
+    anomaly_json,
+    anomaly_row,
+    decode_record,
+    delivery_row,
+)
 from ._registry import AgentRegistry
 from ._response import Response
 from ._schema import (
@@ -44,18 +52,6 @@ from ._writer import TableWriter
 
 logger = logging.getLogger(__name__)
 
-ANOMALY_COLUMNS = (
-    "Id", "Agent", "Service", "Detector", "Score", "Threshold", "Severity",
-    "OnsetAt", "DetectedAt", "Summary", "Evidence", "TraceId", "SpanId",
-)  # fmt: skip
-INCIDENT_COLUMNS = (
-    "Id", "Agent", "Kind", "AnomalyId", "DetectedAt", "HealthyAt", "CheckpointId",
-    "CheckpointStep", "FailedStep", "Standby", "RtoSeconds", "RpoSteps", "UpdatedAt",
-)  # fmt: skip
-REMEDIATION_COLUMNS = (
-    "Timestamp", "Agent", "Kind", "Action", "AnomalyId", "WebhookId",
-    "Attempts", "StatusCode", "Ok", "Error", "LatencyMs",
-)  # fmt: skip
 
 AnomalyListener = Callable[[Anomaly], None]
 DeliveryListener = Callable[[Delivery], None]
@@ -293,7 +289,7 @@ class Service:
         """Add n to one of the service's counters and its Prometheus metric (thread-safe)."""
         with self._lock:
             self.counters[name] += n
-        metric = _COUNTER_METRICS.get(name)
+        metric = COUNTER_METRICS.get(name)
         if metric is not None:
             metric(self.metrics).inc(n)
 
@@ -465,81 +461,4 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
 _NAME, _SERVICE = _COL["SpanName"], _COL["ServiceName"]
 
-SIGNAL_KINDS = ("log_records", "data_points")
 MAX_QUEUED_EVENTS = 250_000
-PROTOBUF_RECORD = b"p"
-JSON_RECORD = b"j"
-
-
-def decode_record(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
-    """A spool record (a one-byte format tag, then the request body) back to rows."""
-    media = "application/json" if payload[:1] == JSON_RECORD else "application/x-protobuf"
-    return request_to_rows(decode_request(payload[1:], media), limits).rows
-
-
-def _signal_counter(kind: str, outcome: str) -> Callable[[ServiceMetrics], Any]:
-    return lambda m: getattr(m, kind).labels(outcome=outcome)
-
-
-_COUNTER_METRICS: dict[str, Callable[[ServiceMetrics], Any]] = {
-    "spans_received": lambda m: m.spans_received,
-    "spans_accepted": lambda m: m.spans_accepted,
-    "spans_refused": lambda m: m.spans_dropped.labels(reason="backpressure"),
-    "detection_events_dropped": lambda m: m.detection_events_dropped,
-    **{
-        f"{kind}_{outcome}": _signal_counter(kind, outcome)
-        for kind in SIGNAL_KINDS
-        for outcome in ("received", "accepted", "rejected", "refused")
-    },
-}
-
-
-def _rfc3339(ns: int) -> str:
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:09d}Z"
-
-
-def anomaly_row(a: Anomaly) -> list[Any]:
-    return [
-        a.id, a.agent, a.service, a.detector, float(a.score), float(a.threshold),
-        str(a.severity), a.onset_ns, a.detected_ns, a.summary,
-        json.dumps(a.evidence, sort_keys=True, default=str), a.trace_id, a.span_id,
-    ]  # fmt: skip
-
-
-def anomaly_json(row: tuple[Any, ...]) -> dict[str, Any]:
-    (id_, agent, service, detector, score, threshold, severity, onset, detected, evidence,
-     trace_id, span_id) = row  # fmt: skip
-    return {
-        "id": id_,
-        "agent": agent,
-        "service": service,
-        "detector": detector,
-        "score": score,
-        "threshold": threshold,
-        "severity": severity,
-        "onset_at": _rfc3339(int(onset)),
-        "detected_at": _rfc3339(int(detected)),
-        "evidence": json.loads(evidence) if evidence else {},
-        "trace_id": trace_id,
-        "span_id": span_id,
-    }
-
-
-def delivery_row(d: Delivery) -> list[Any]:
-    latency_ms = max(0, d.finished_ns - d.started_ns) / 1e6
-    return [
-        d.finished_ns, d.agent, d.target, d.action, d.anomaly_id, d.webhook_id, d.attempts,
-        d.status_code if d.status_code is not None else -1, d.ok, d.error, latency_ms,
-    ]  # fmt: skip
-
-
-def settings_summary(settings: ServiceSettings) -> Mapping[str, Any]:
-    """Settings safe to print (no secrets, no webhook URLs)."""
-    return {
-        "data_dir": str(settings.data_dir),
-        "clickhouse": "server" if settings.clickhouse_dsn else "embedded",
-        "slack": bool(settings.slack_webhook_url),
-        "control_webhooks_signed": bool(settings.webhook_secret),
-        "breaker_min_severity": settings.breaker_min_severity,
-    }

@@ -285,3 +285,14 @@ class ServiceSettings:
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         return cls(**values)
+
+
+def settings_summary(settings: ServiceSettings) -> Mapping[str, Any]:
+    """Settings safe to print (no secrets, no webhook URLs)."""
+    return {
+        "data_dir": str(settings.data_dir),
+        "clickhouse": "server" if settings.clickhouse_dsn else "embedded",
+        "slack": bool(settings.slack_webhook_url),
+        "control_webhooks_signed": bool(settings.webhook_secret),
+        "breaker_min_severity": settings.breaker_min_severity,
+    }

@@ -20,13 +20,13 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from agentwatch.collector import Storage, embedded_dsn, request_to_rows
+from agentwatch.collector._records import ANOMALY_COLUMNS, REMEDIATION_COLUMNS
 from agentwatch.collector._schema import (
     ANOMALIES_TABLE,
     REMEDIATIONS_TABLE,
     TRACE_COLUMNS,
     TRACES_TABLE,
 )
-from agentwatch.collector._service import ANOMALY_COLUMNS, REMEDIATION_COLUMNS
 from agentwatch.dashboards import (
     PLUGIN_ID,
     Selection,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from agentwatch.collector import Storage, embedded_dsn
 from agentwatch.collector._drain import SpoolDrain
+from agentwatch.collector._records import decode_record
 from agentwatch.collector._schema import TRACE_COLUMNS, TRACES_TABLE
-from agentwatch.collector._service import decode_record
 from agentwatch.collector._spool import Spool
 from tests.unit.collector.test_native import _row
 
