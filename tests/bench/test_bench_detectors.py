@@ -98,3 +98,20 @@ def test_bench_transition_model() -> None:
         model.score_one({"keys": keys})
     elapsed = time.perf_counter() - start
     print(f"\nBENCH transition_sessions_per_s: {len(data.test) / elapsed:,.0f}")
+
+
+def test_bench_pipeline_on_a_simulated_fleet() -> None:
+    """Every event kind the families read (actions, decisions, goals, heartbeats, messages),
+    as a simulated 200-agent fleet sends them, faults included."""
+    from agentwatch.detectors._scenarios import make_scenario
+
+    events = list(make_scenario(0, agents=200, hours=0.25).events())
+    pipeline = DetectorPipeline(clock=lambda: 0, id_factory=lambda: "0" * 32)
+    start = time.perf_counter()
+    for event in events:
+        pipeline.process(event)
+    elapsed = time.perf_counter() - start
+    print(
+        f"\nBENCH pipeline_fleet_events_per_s: {len(events) / elapsed:,.0f} "
+        f"({len(events):,} events of 200 simulated agents, all kinds, one core)"
+    )
