@@ -73,3 +73,36 @@ def test_a_new_agent_starts_from_its_cohorts_baseline() -> None:
         for k in range(40)
     ]
     assert [a for e in spike for a in other_cohort.process(e)] == []  # no baseline: warming up
+
+
+def _version_1_blob(pipeline: DetectorPipeline) -> bytes:
+    """A snapshot as version 1 wrote it: loop and rate state only, version 1's settings."""
+    import pickle
+    import struct
+
+    from agentwatch.detectors._families import _AgentState
+
+    old_slots = ("loop", "loop_level", "loop_onset_ns", "rate", "rate_last_z", "rate_level")
+    agents = {}
+    for agent in pipeline.agents():
+        current = pipeline._agents[agent]
+        old = object.__new__(_AgentState)
+        for name in old_slots:
+            setattr(old, name, getattr(current, name))
+        agents[agent] = old
+    config = {k: v for k, v in pipeline._config().items() if k not in ("goal_stall_actions",)}
+    state = {"config": config, "agents": agents}
+    return b"AWDP" + struct.pack("<H", 1) + pickle.dumps(state)
+
+
+def test_a_version_1_snapshot_restores_with_fresh_new_families() -> None:
+    original = DetectorPipeline()
+    _warm(original, "a1")
+    restored = DetectorPipeline()
+    assert restored.restore(_version_1_blob(original)) == 1
+    assert Severity.CRITICAL in _spike(restored, "a1", 31)  # the rate baseline survived
+    # The families version 1 did not have start afresh and work.
+    beat = AgentEvent("a1", "c", EventKind.HEARTBEAT, 40 * NS, key="running", value=1.0)
+    decision = AgentEvent("a1", "c", EventKind.DECISION, 41 * NS, key="x", duration_s=0.2)
+    assert restored.process(beat) == [] and restored.process(decision) == []
+    assert restored.snapshot()[4:6] == (2).to_bytes(2, "little")
