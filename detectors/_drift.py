@@ -19,7 +19,8 @@ class KeyDriftDetector:
     (rescaled now and then): an action costs two small dictionary updates whatever the number of
     keys, and the shares are exact weighted averages from the first fold on. ``score_one(x)``
     is, once ``x``'s key takes at least ``min_share`` of the window, the binomial
-    Kullback-Leibler surprise of that share ``f`` against the baseline share ``p``:
+    Kullback-Leibler surprise of that share ``f`` against the baseline share ``p`` (once ``f``
+    is also ``min_ratio`` times ``p``):
     ``window * (f ln(f / p) + (1 - f) ln((1 - f) / (1 - p)))`` nats; 0.0 below ``min_share`` and
     during the first ``warmup`` actions. A rarely used (say, destructive) tool that suddenly takes
     most calls scores high; a common tool's usual fluctuations, and gradual changes of the mix (a
@@ -32,6 +33,8 @@ class KeyDriftDetector:
         window: Recent actions looked at (>= 2).
         slow_alpha: Fading factor of the baseline shares, in (0, 1).
         min_share: Recent share below which a key is not scored.
+        min_ratio: Nor is a key whose recent share is less than this many times its baseline
+            share: drift is toward keys that were rare, not a common tool's runs.
         warmup: Actions learned before scores are given.
 
     Example:
@@ -56,6 +59,7 @@ class KeyDriftDetector:
         "_total",
         "_weight",
         "_weights",
+        "min_ratio",
         "min_share",
         "slow_alpha",
         "warmup",
@@ -67,6 +71,7 @@ class KeyDriftDetector:
         window: int = 20,
         slow_alpha: float = 0.002,
         min_share: float = 0.3,
+        min_ratio: float = 3.0,
         warmup: int = 200,
     ) -> None:
         if window < 2:
@@ -75,11 +80,14 @@ class KeyDriftDetector:
             raise ValueError(f"slow_alpha must be in (0, 1), got {slow_alpha}")
         if not 0 < min_share < 1:
             raise ValueError(f"min_share must be in (0, 1), got {min_share}")
+        if not min_ratio >= 1:
+            raise ValueError(f"min_ratio must be >= 1, got {min_ratio}")
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
         self.window = window
         self.slow_alpha = slow_alpha
         self.min_share = min_share
+        self.min_ratio = min_ratio
         self.warmup = warmup
         self._n = 0
         self._recent: list[str] = [""] * window  # ring of the last keys
@@ -146,7 +154,7 @@ class KeyDriftDetector:
 
     def _score(self, count: int, baseline: float, n: int) -> tuple[float, float, float]:
         f = count / self.window
-        if f < self.min_share or n <= self.warmup or f <= baseline:
+        if f < self.min_share or n <= self.warmup or f < self.min_ratio * baseline:
             return 0.0, f, baseline
         # A key never seen before has a baseline share of 0: floor it at one action in the
         # baseline's memory, so that the surprise stays finite (and large).
@@ -165,5 +173,5 @@ class KeyDriftDetector:
     def __repr__(self) -> str:
         return (
             f"KeyDriftDetector(window={self.window}, slow_alpha={self.slow_alpha}, "
-            f"min_share={self.min_share}, warmup={self.warmup})"
+            f"min_share={self.min_share}, min_ratio={self.min_ratio}, warmup={self.warmup})"
         )

@@ -188,9 +188,9 @@ class LatencyDetector:
         self,
         alpha: float = 0.02,
         slow_z: float = 2.5,
-        min_std: float = 0.1,
+        min_std: float = 0.35,
         floor_s: float = 0.05,
-        warmup: int = 20,
+        warmup: int = 50,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
