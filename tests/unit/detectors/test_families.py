@@ -170,3 +170,17 @@ def test_pipeline_severities_stay_warning_for_families_without_a_breaker_case() 
         result = evaluate(scenario)
         mine = [a for a in result.anomalies if a.detector in ACCEPTS[kind]]
         assert mine and {a.severity for a in mine} == {Severity.WARNING}
+
+
+def test_runs_of_a_common_tool_are_not_drift_but_a_rare_one_taking_over_is() -> None:
+    detector = KeyDriftDetector()
+    rng = random.Random(9)
+    for _ in range(3000):
+        detector.observe(rng.choice(["search", "search", "read", "write", "plan", "cite"]))
+    # "search" is a third of the baseline: a run of it (a deploy's new habit) stays quiet ...
+    assert max(detector.observe("search")[0] for _ in range(16)) == 0.0
+    for _ in range(40):
+        detector.observe(rng.choice(["read", "write", "plan", "cite"]))
+    # ... while a tool it almost never used taking most calls is drift.
+    scores = [detector.observe("drop_table" if i % 4 else "read")[0] for i in range(12)]
+    assert max(scores) > 10
