@@ -229,7 +229,7 @@ class ActivityDropDetector:
         self._learn(count, length)
 
     def _learn(self, count: int, length: float) -> None:
-        a = self.alpha if self._n else 1.0
+        a = max(self.alpha, 1.0 / (self._n + 1))  # a plain mean while warming up
         self._rate += a * (count / length - self._rate)
         diff = count - self._mean_count
         self._mean_count += a * diff
