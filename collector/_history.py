@@ -25,8 +25,10 @@ from ._schema import ANOMALIES_TABLE, TRACE_COLUMNS, TRACES_TABLE
 from ._storage import StorageError
 
 PAGE = 5_000
+# What the normalizer reads (Duration: decision latency), in the order of the cursor's first
+# three: Timestamp, SpanId, TraceId.
 _COLUMNS = ("Timestamp", "SpanId", "TraceId", "SpanName", "ServiceName",
-            "ResourceAttributes", "SpanAttributes", "StatusCode")  # fmt: skip
+            "ResourceAttributes", "SpanAttributes", "StatusCode", "Duration")  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -105,7 +107,7 @@ def _spans(
         for values in page:
             row: list[Any] = [None] * len(TRACE_COLUMNS)
             for name, value in zip(_COLUMNS, values, strict=False):
-                row[_INDEX[name]] = int(value) if name == "Timestamp" else value
+                row[_INDEX[name]] = int(value) if name in ("Timestamp", "Duration") else value
             yield row
         if len(page) < PAGE:
             return

@@ -19,6 +19,7 @@ class AgentInfo:
     spans: int = 0
     heartbeat_interval_s: float = 0.0
     lost: bool = False
+    status: str = ""  # as its latest heartbeat reported it
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -31,6 +32,7 @@ class AgentInfo:
             "spans": self.spans,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "lost": self.lost,
+            "status": self.status,
         }
 
 
@@ -53,6 +55,7 @@ class AgentRegistry:
         heartbeat: bool,
         control_url: str,
         interval_s: float = 0.0,
+        status: str = "",
     ) -> None:
         with self._lock:
             info = self._agents.get(agent)
@@ -61,6 +64,8 @@ class AgentRegistry:
             info.spans += 1
             info.last_seen_ns = max(info.last_seen_ns, ts_ns)
             if heartbeat:
+                if ts_ns >= info.last_heartbeat_ns and status:
+                    info.status = status
                 info.last_heartbeat_ns = max(info.last_heartbeat_ns, ts_ns)
                 info.lost = False
                 if control_url:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agentwatch.alerts import Delivery, Incident, Transition
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
+from agentwatch.sdk import semconv
 
 from ._decode_pool import DecoderPool, Observation
 from ._drain import SpoolDrain
@@ -335,6 +336,7 @@ class Service:
                 heartbeat=event.kind is EventKind.HEARTBEAT,
                 control_url=url,
                 interval_s=interval_s,
+                status=event.key if event.kind is EventKind.HEARTBEAT else "",
             )
             if url:  # the kill switch and failover need it before any anomaly
                 self.remediator.set_control_url(event.agent, url)
@@ -410,6 +412,8 @@ class Service:
                 self.response.tick()
                 now = self.clock()
                 for info in self.registry.all():
+                    if info.status == semconv.STATUS_STOPPED:
+                        continue  # it said goodbye: its silence is no loss
                     anomaly = missed_heartbeat(info, now, self.settings.heartbeat_misses)
                     if anomaly is not None and self.registry.mark_lost(info.agent):
                         self._on_anomaly(anomaly)

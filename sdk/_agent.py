@@ -175,6 +175,8 @@ class Agent(SignalRecorder):
     @property
     def status(self) -> str:
         """The status heartbeats report: ``paused`` while the breaker blocks, else as set."""
+        if self._status == semconv.STATUS_STOPPED:
+            return self._status
         return semconv.STATUS_PAUSED if self._breaker.state.blocks_actions else self._status
 
     def set_status(self, status: str) -> None:
@@ -305,6 +307,10 @@ class Agent(SignalRecorder):
         if self._poller is not None:
             self._poller.stop()
         self._heartbeat.stop()
+        # One last beat saying "stopped": the service then knows the silence that follows is
+        # a clean exit, not a lost agent to fail over.
+        self._status = semconv.STATUS_STOPPED
+        self._heartbeat.beat()
         if self._receiver is not None:
             self._receiver.shutdown()
         self._dispatcher.shutdown(timeout_s=min(5.0, timeout_ms / 1000))

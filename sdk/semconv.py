@@ -58,6 +58,8 @@ ERRORS: Final = "agentwatch.errors"
 STATUS_RUNNING: Final = "running"
 STATUS_IDLE: Final = "idle"
 STATUS_PAUSED: Final = "paused"
+# The last heartbeat of an agent shutting down cleanly: its silence afterwards is no loss.
+STATUS_STOPPED: Final = "stopped"
 CONTROL_URL: Final = "agentwatch.control.url"
 
 CHECKPOINT_ID: Final = "agentwatch.checkpoint.id"

@@ -64,3 +64,19 @@ def test_pages_through_history_without_losing_or_repeating_spans(
             "--until", "2030-01-01T00:00:00Z"]  # fmt: skip
     assert main(args) == 0
     assert "replayed 220 spans of 2 agents" in capsys.readouterr().out
+
+
+def test_replayed_rows_carry_the_span_duration(history: Path) -> None:
+    from agentwatch.collector import Storage, embedded_dsn
+    from agentwatch.collector._history import _spans
+    from agentwatch.collector._normalize import to_event
+    from agentwatch.collector._query import StorageSource
+
+    storage = Storage(embedded_dsn(history))
+    try:
+        rows = list(_spans(StorageSource(storage), 0, 2**62, None))
+    finally:
+        storage.close()
+    assert len(rows) == 220
+    # Decision latency comes from Duration: without it a replay never sees a slow decision.
+    assert {to_event(row).duration_s for row in rows} == {1e-6}  # the spans last 1,000 ns

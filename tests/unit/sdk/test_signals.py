@@ -250,3 +250,14 @@ def test_status_is_reported_by_heartbeats(make_agent: AgentFactory) -> None:
     assert agent.status == semconv.STATUS_PAUSED  # while the breaker blocks actions
     agent.set_breaker_state("closed")
     assert agent.status == semconv.STATUS_IDLE
+
+
+def test_a_clean_shutdown_ends_with_a_stopped_heartbeat(make_agent: AgentFactory) -> None:
+    agent, exporter = make_agent()
+    agent.set_breaker_state("open")  # even a paused agent says it stopped
+    agent.shutdown()
+    assert agent.status == semconv.STATUS_STOPPED
+    beats = [s for s in exporter.get_finished_spans() if s.name == semconv.SPAN_HEARTBEAT]
+    assert beats
+    assert beats[0].attributes[semconv.AGENT_STATUS] == semconv.STATUS_RUNNING
+    assert beats[-1].attributes[semconv.AGENT_STATUS] == semconv.STATUS_STOPPED
