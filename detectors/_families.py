@@ -170,8 +170,21 @@ class FamilyHandlers:
             if rate.warm:
                 self._exemplars[event.service] = event.agent
         state.rate_last_z = z
-        if z < self.rate_warning_z:  # the usual case
-            return
+        if z >= self.rate_warning_z:
+            self._raise_rate(state, event, window, z, count, mean, std, out)
+
+    def _raise_rate(
+        self,
+        state: _AgentState,
+        event: AgentEvent,
+        window: int,
+        z: float,
+        count: int,
+        mean: float,
+        std: float,
+        out: list[Anomaly],
+    ) -> None:
+        """After the open window scored ``z`` at or above the warning: hysteresis, evidence."""
         level = _level(z, self.rate_warning_z, self.rate_critical_z)
         if level <= state.rate_level:
             return

@@ -13,8 +13,8 @@ from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._families import FamilyHandlers, _AgentState
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
-from agentwatch.detectors._loop import CycleDetector, LoopDetector
-from agentwatch.detectors._rate import ActionRateDetector
+from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
+from agentwatch.detectors._rate import _SQRT2, _SQRT3, ActionRateDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
 
 __all__ = ["DetectorPipeline"]
@@ -203,26 +203,63 @@ class DetectorPipeline(FamilyHandlers):
         """
         kind = event.kind
         if kind is EventKind.ACTION:
-            # The hot path: each family's detector is called directly, and its handler (the
-            # thresholds, hysteresis and evidence) only when there is something to decide.
+            # The hot path: each family's detector state is read directly, and its handler (the
+            # thresholds, hysteresis and evidence) called only when there is something to decide.
+            # Each family's inlined step is its detector's ``observe`` (the reference; the unit
+            # tests hold both to the same results).
             state = self._agents.get(event.agent) or self._add_agent(event)
             anomalies: list[Anomaly] = []
+            ts_ns = event.ts_ns
             fingerprint = event.fingerprint
             if fingerprint:
-                repeats = state.loop.observe(fingerprint)
-                if repeats == 1.0:
-                    state.loop_onset_ns = event.ts_ns
+                if len(fingerprint) > _MAX_FINGERPRINT_CHARS:
+                    fingerprint = _key(fingerprint)
+                loop = state.loop  # LoopDetector.observe
+                if fingerprint == loop._last:
+                    repeats = loop._run = loop._run + 1
+                    if repeats >= self.loop_min_repeats:
+                        self._process_loop(state, event, float(repeats), anomalies)
+                else:
+                    loop._last, loop._run = fingerprint, 1
+                    state.loop_onset_ns = ts_ns
                     state.loop_level = 0
-                elif repeats >= self.loop_min_repeats:
-                    self._process_loop(state, event, repeats, anomalies)
-                cycle = state.cycle.observe(fingerprint, event.ts_ns)
-                if cycle[1] or state.cycle_level:
-                    self._process_cycle(state, event, cycle, anomalies)
-            self._process_rate(state, event, anomalies)
+                cycle = state.cycle.observe(fingerprint, ts_ns)
+                if cycle[1]:
+                    if cycle[0] >= self.loop_min_repeats:
+                        self._process_cycle(state, event, cycle, anomalies)
+                elif state.cycle_level:
+                    state.cycle_level = 0
+            rate = state.rate  # ActionRateDetector.observe, while the open window stays open
+            q = ts_ns / _NS_PER_S / rate.window_s
+            window = rate._window
+            if window is not None and window <= q < window + 1:
+                count = rate._count = rate._count + 1
+                if rate._n_windows >= rate.warmup_windows:
+                    mean, scale = rate._base_mean, rate._base_scale
+                    z = (count - mean) / scale
+                    p1, p2 = rate._prev_count, rate._prev_count2
+                    if p1:
+                        z2 = (count + p1 - 2 * mean) / (_SQRT2 * scale)
+                        if z2 > z:
+                            z = z2
+                    if p1 or p2:
+                        z3 = (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale)
+                        if z3 > z:
+                            z = z3
+                    state.rate_last_z = z
+                    if z >= self.rate_warning_z:
+                        self._raise_rate(
+                            state, event, window, z, count, mean, rate._base_std, anomalies
+                        )
+                else:
+                    state.rate_last_z = 0.0
+            else:
+                self._process_rate(state, event, anomalies)
             # One action counter per agent; the drop, error and goal detectors read it.
             n = state.actions = state.actions + 1
-            if event.key:
-                drift = state.drift.observe(event.key)
+            key = event.key
+            if key:
+                drift = state.drift.observe(key)
                 if drift[0] >= self.drift_warning_nats or state.drift_level:
                     self._process_drift(state, event, drift, anomalies)
             if event.error:

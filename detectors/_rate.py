@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
-
-from river import stats
 
 __all__ = ["ActionRateDetector"]
 
@@ -19,7 +16,9 @@ class ActionRateDetector:
     Events are counted in fixed event-time windows, ``floor(t / window_s)``. When an event lands
     in a later window, the window that closed, then the empty windows in between (at most
     ``max_gap_windows`` of them), are learned into an exponentially weighted mean and variance of
-    per-window counts (river's ``stats.EWMean`` and ``stats.EWVar``). An event whose window has
+    per-window counts (as river's ``stats.EWMean`` and ``stats.EWVar`` learn them, to the bit: the
+    variance is the weighted mean of squares less the square of the mean; kept as plain floats,
+    since a window closes every few events). An event whose window has
     already closed (late, out of order) is counted in the current window: no closed window is kept,
     so totals stay exact and per-window counts are exact for in-order streams.
 
@@ -41,9 +40,8 @@ class ActionRateDetector:
     This first cut scores spikes only: negative z-scores are clipped to 0.0. Drops, stalls and
     level shifts come later. The score is 0.0 until ``warmup_windows`` windows have been learned.
 
-    Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is two
-    river statistics, the open window's index and count, and a window counter, a few hundred bytes
-    pickled. Not thread-safe; no I/O, never blocks.
+    Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is a
+    score of floats and ints, a few hundred bytes. Not thread-safe; no I/O, never blocks.
 
     Args:
         window_s: Window length in seconds (event time).
@@ -68,6 +66,27 @@ class ActionRateDetector:
         >>> detector.score_one({"t": 20.3}) > 8.0
         True
     """
+
+    __slots__ = (
+        "_base_mean",
+        "_base_scale",
+        "_base_std",
+        "_count",
+        "_ew_mean",
+        "_ew_square",
+        "_held",
+        "_n_windows",
+        "_paused",
+        "_prev_count",
+        "_prev_count2",
+        "_window",
+        "alpha",
+        "clip_z",
+        "hold_windows",
+        "max_gap_windows",
+        "warmup_windows",
+        "window_s",
+    )
 
     def __init__(
         self,
@@ -97,8 +116,8 @@ class ActionRateDetector:
         self.clip_z = clip_z
         self.hold_windows = hold_windows
         self._held = 0  # consecutive windows held out of the baseline
-        self._mean = stats.EWMean(fading_factor=alpha)
-        self._var = stats.EWVar(fading_factor=alpha)
+        self._ew_mean = 0.0  # exponentially weighted mean of the learned counts
+        self._ew_square = 0.0  # and of their squares
         self._window: int | None = None
         self._count = 0
         self._n_windows = 0
@@ -111,12 +130,28 @@ class ActionRateDetector:
         self._paused = False
 
     # Defaults for detectors pickled before these attributes existed (snapshot version 1).
-    _prev_count = 0
-    _prev_count2 = 0
-    _paused = False
-    clip_z = 1e9  # version 1 detectors learned every count as it was
-    hold_windows = 0
-    _held = 0
+    _PICKLED_DEFAULTS: dict[str, Any] = {
+        "_prev_count": 0,
+        "_prev_count2": 0,
+        "_paused": False,
+        "clip_z": 1e9,  # version 1 detectors learned every count as it was
+        "hold_windows": 0,
+        "_held": 0,
+    }
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
+        if isinstance(state, tuple):  # default slotted pickling: (None, slots)
+            state = state[1]
+        state = {**self._PICKLED_DEFAULTS, **state}
+        if "_mean" in state:  # pickled before the statistics were floats: river's objects
+            mean, var = state.pop("_mean"), state.pop("_var")
+            state["_ew_mean"] = float(mean.get())
+            state["_ew_square"] = float(var.get()) + state["_ew_mean"] ** 2
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def pause(self) -> None:
         """The agent is idle: do not learn the empty windows before its next action."""
@@ -186,8 +221,7 @@ class ActionRateDetector:
     def start_from(self, other: ActionRateDetector) -> None:
         """Adopt ``other``'s learned baseline (not its open window): a new agent of a cohort
         starts from a cohort member's normal instead of being blind for its warm-up."""
-        self._mean = copy.deepcopy(other._mean)
-        self._var = copy.deepcopy(other._var)
+        self._ew_mean, self._ew_square = other._ew_mean, other._ew_square
         self._n_windows = other._n_windows
         self._base_mean, self._base_std = other._base_mean, other._base_std
         self._base_scale = other._base_scale
@@ -211,12 +245,15 @@ class ActionRateDetector:
         self._prev_count, self._prev_count2 = self._previous(window)
         gap = 0 if self._paused else min(window - self._window - 1, self.max_gap_windows)
         self._paused = False
-        for _ in range(gap):
-            self._learn_count(0)
-        mean = float(self._mean.get())
-        std = math.sqrt(max(self._var.get(), 0.0))
+        if gap > 0:
+            for _ in range(gap):
+                self._learn_count(0.0)
+        mean = self._ew_mean
+        var = self._ew_square - mean * mean
+        std = math.sqrt(var) if var > 0.0 else 0.0
         self._base_mean, self._base_std = mean, std
-        self._base_scale = max(std, math.sqrt(max(mean, 1.0)))
+        floor = math.sqrt(mean) if mean > 1.0 else 1.0
+        self._base_scale = std if std > floor else floor
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the z-score of the open window's count with ``x``; never mutates the detector.
@@ -230,7 +267,7 @@ class ActionRateDetector:
         count = self.count_one(x)
         if self._n_windows < self.warmup_windows:
             return 0.0
-        mean = float(self._mean.get())
+        mean = self._ew_mean
         scale = max(self.std, math.sqrt(max(mean, 1.0)))
         return self._z(count, self.window_one(x), mean, scale)
 
@@ -283,12 +320,12 @@ class ActionRateDetector:
     @property
     def mean(self) -> float:
         """Learned mean of per-window counts."""
-        return float(self._mean.get())
+        return self._ew_mean
 
     @property
     def std(self) -> float:
         """Learned standard deviation of per-window counts (without the Poisson floor)."""
-        return math.sqrt(max(self._var.get(), 0.0))
+        return math.sqrt(max(self._ew_square - self._ew_mean * self._ew_mean, 0.0))
 
     @property
     def warm(self) -> bool:
@@ -296,8 +333,12 @@ class ActionRateDetector:
         return self._n_windows >= self.warmup_windows
 
     def _learn_count(self, count: float) -> None:
-        self._mean.update(count)
-        self._var.update(count)
+        if self._n_windows:
+            a = self.alpha
+            self._ew_mean = a * count + (1 - a) * self._ew_mean
+            self._ew_square = a * (count * count) + (1 - a) * self._ew_square
+        else:  # river's first value is taken as it is
+            self._ew_mean, self._ew_square = float(count), float(count) * count
         self._n_windows += 1
 
     def __repr__(self) -> str:
