@@ -99,6 +99,26 @@ class _TooLarge(Exception):
     pass
 
 
+def _reply_media(headers: Any) -> str:
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return JSON if media == JSON else PROTOBUF
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body as sent, or None once it exceeds ``limit`` bytes (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def bearer_ok(header: str | None, token: str | None) -> bool:
     """Whether an Authorization header carries the token (always true when none is set)."""
     if not token:
@@ -231,11 +251,36 @@ def otlp_app(service: Service) -> FastAPI:
     token = service.settings.ingest_token
     rejected = service.metrics.requests_rejected
 
+    max_inflight = service.settings.max_inflight_requests
+    inflight = 0  # requests being read or handled; only the event loop's thread touches it
+
     def route(signal: OtlpSignal) -> None:
         async def receive(request: Request) -> Response:
-            raw = await request.body()
-            # Decoding and the spool's fsync block: keep them off the event loop.
-            return await run_in_threadpool(export, signal, raw, request.headers)
+            nonlocal inflight
+            if inflight >= max_inflight:
+                rejected.labels(reason="overloaded").inc()
+                return _status(
+                    code_pb2.UNAVAILABLE,
+                    f"{max_inflight} requests are in flight already; retry later",
+                    _reply_media(request.headers),
+                    429,
+                    **{"Retry-After": str(RETRY_AFTER_S)},
+                )
+            inflight += 1
+            try:
+                raw = await _read_body(request, limit)
+                if raw is None:
+                    rejected.labels(reason="too_large").inc()
+                    return _status(
+                        code_pb2.INVALID_ARGUMENT,
+                        f"request body exceeds {limit} bytes; send smaller batches",
+                        _reply_media(request.headers),
+                        413,
+                    )
+                # Decoding and the spool's fsync block: keep them off the event loop.
+                return await run_in_threadpool(export, signal, raw, request.headers)
+            finally:
+                inflight -= 1
 
         app.add_api_route(f"/v1/{signal.name}", receive, methods=["POST"], name=signal.name)
 
@@ -244,7 +289,7 @@ def otlp_app(service: Service) -> FastAPI:
 
     def export(signal: OtlpSignal, raw: bytes, headers: Any) -> Response:
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        reply_media = JSON if media == JSON else PROTOBUF
+        reply_media = _reply_media(headers)
         if not bearer_ok(headers.get("authorization"), token):
             rejected.labels(reason="unauthenticated").inc()
             return _status(

@@ -108,7 +108,10 @@ class ServiceSettings:
             wait on disk only (in the spool) and are decoded again when their turn comes.
         spool_max_bytes: Disk budget of the spool; beyond it ingest answers 429 / UNAVAILABLE.
         spool_fsync: fsync every acknowledged request (turn off only for benchmarks).
-        max_request_bytes: Largest accepted request body, after decompression.
+        max_request_bytes: Largest accepted request body, as sent and after decompression.
+        max_inflight_requests: OTLP/HTTP requests handled at once; beyond it 429 with
+            Retry-After, before the body is read, so memory stays bounded (at most about
+            twice this many times ``max_request_bytes``).
         ingest_token: Bearer token OTLP clients must send; required when ``host`` is not a
             loopback address, so an exposed receiver is never open.
         api_token: Bearer token for ``/api/*`` (agents' pull fallback sends it too); None leaves
@@ -148,6 +151,7 @@ class ServiceSettings:
     spool_max_bytes: int = 1024 * 1024 * 1024
     spool_fsync: bool = True
     max_request_bytes: int = 16 * 1024 * 1024
+    max_inflight_requests: int = 64
     ingest_token: str | None = None
     api_token: str | None = None
     alerting: Mapping[str, Any] | None = None
@@ -225,6 +229,10 @@ class ServiceSettings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.spool_max_bytes <= 0:
             raise ConfigError(f"spool_max_bytes must be > 0, got {self.spool_max_bytes}")
+        if self.max_inflight_requests < 1:
+            raise ConfigError(
+                f"max_inflight_requests must be >= 1, got {self.max_inflight_requests}"
+            )
         if self.max_pending_rows <= 0:
             raise ConfigError(f"max_pending_rows must be > 0, got {self.max_pending_rows}")
         if not is_loopback(self.host):
@@ -261,6 +269,7 @@ class ServiceSettings:
             "AGENTWATCH_TTL_DAYS": ("ttl_days", int),
             "AGENTWATCH_MAX_PENDING_ROWS": ("max_pending_rows", int),
             "AGENTWATCH_SPOOL_MAX_BYTES": ("spool_max_bytes", int),
+            "AGENTWATCH_MAX_INFLIGHT_REQUESTS": ("max_inflight_requests", int),
             "AGENTWATCH_DECODE_WORKERS": ("decode_workers", int),
             "AGENTWATCH_TLS_CERT_FILE": ("tls_cert_file", Path),
             "AGENTWATCH_TLS_KEY_FILE": ("tls_key_file", Path),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +160,57 @@ def test_a_detection_backlog_is_bounded_in_events_and_stores_every_span(
         assert _post(running, _request([{}, {}, {}])).status_code == 200  # room again
         assert service.flush(10)
         assert service.counters["detection_events_dropped"] == 2
+
+
+def test_requests_beyond_the_inflight_limit_get_429_before_their_body_is_read(
+    data_dir: Path,
+) -> None:
+    with RunningService(local_settings(data_dir, max_inflight_requests=1)) as running:
+        release = threading.Event()
+        started = threading.Event()
+
+        def slow_body() -> Iterator[bytes]:
+            yield b""  # the request is in flight from here on
+            started.set()
+            assert release.wait(30)
+            yield _request([{}])
+
+        with httpx.Client(timeout=30) as slow_client:
+            results: list[httpx.Response] = []
+            thread = threading.Thread(
+                target=lambda: results.append(
+                    slow_client.post(
+                        f"{running.otlp_endpoint}/v1/traces", content=slow_body(), headers=PROTOBUF
+                    )
+                )
+            )
+            thread.start()
+            assert started.wait(30)
+            deadline = time.monotonic() + 10
+            while True:  # until the slow request is admitted (it may still be connecting)
+                refused = _post(running, _request([{}]))
+                if refused.status_code == 429 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"]
+            assert b"in flight" in refused.content
+            release.set()
+            thread.join(30)
+        assert [r.status_code for r in results] == [200]
+        assert _post(running, _request([{}])).status_code == 200  # admitted again
+
+
+def test_an_oversize_body_is_refused_without_a_content_length_too(data_dir: Path) -> None:
+    with RunningService(local_settings(data_dir, max_request_bytes=64 * 1024)) as running:
+
+        def chunks() -> Iterator[bytes]:  # chunked transfer: no Content-Length to go by
+            for _ in range(100):
+                yield b"\x00" * 4096
+
+        response = httpx.post(
+            f"{running.otlp_endpoint}/v1/traces", content=chunks(), headers=PROTOBUF
+        )
+        assert response.status_code == 413
+        assert b"exceeds 65536 bytes" in response.content
+        assert _post(running, _request([{}])).status_code == 200
