@@ -8,16 +8,19 @@ from typing import Any
 
 __all__ = ["KeyDriftDetector"]
 
+_UNSCORED = (0.0, 0.0, 0.0)
+
 
 class KeyDriftDetector:
     """Scores how surprising the current key's recent share of actions is (distribution drift).
 
-    Two views of an agent's action keys: the last ``window`` actions (a ring, with a count per
-    key) and a slow, exponentially weighted baseline share per key (memory ``~1 / slow_alpha``
+    Two views of an agent's action keys: the last ``window`` actions (a ring of interned keys)
+    and a slow, exponentially weighted baseline share per key (memory ``~1 / slow_alpha``
     actions). Each time the ring has been filled anew, its counts are folded into the baseline
     as weighted counts whose weight grows by ``(1 / (1 - slow_alpha)) ** window`` per fold
-    (rescaled now and then): an action costs two small dictionary updates whatever the number of
-    keys, and the shares are exact weighted averages from the first fold on. ``score_one(x)``
+    (rescaled now and then): an action costs a store into the ring (and, once warm, a count of
+    its key there) whatever the number of keys, and the shares are exact weighted averages from
+    the first fold on. ``score_one(x)``
     is, once ``x``'s key takes at least ``min_share`` of the window, the binomial
     Kullback-Leibler surprise of that share ``f`` against the baseline share ``p`` (once ``f``
     is also ``min_ratio`` times ``p``):
@@ -51,10 +54,8 @@ class KeyDriftDetector:
     """
 
     __slots__ = (
-        "_counts",
         "_grow",
         "_n",
-        "_pos",
         "_recent",
         "_total",
         "_weight",
@@ -90,11 +91,9 @@ class KeyDriftDetector:
         self.min_ratio = min_ratio
         self.warmup = warmup
         self._n = 0
-        self._recent: list[str] = [""] * window  # ring of the last keys
-        self._pos = 0
+        self._recent: list[str] = [""] * window  # the last keys: action n at (n - 1) % window
         self._weights: dict[str, float] = {}  # key -> summed weight of its actions
         self._total = 0.0
-        self._counts: dict[str, int] = {}  # key -> its actions in the ring
         self._weight = 1.0  # the next fold's weight per action
         self._grow = (1.0 / (1.0 - slow_alpha)) ** window
 
@@ -105,7 +104,8 @@ class KeyDriftDetector:
     def score_one(self, x: dict[str, Any]) -> float:
         """The surprise (nats) of ``x``'s key's share if ``x`` were learned; no mutation."""
         key = str(x["key"])
-        count = self._counts.get(key, 0) + 1 - (self._recent[self._pos] == key)
+        recent = self._recent
+        count = recent.count(key) + 1 - (recent[self._n % self.window] == key)
         return self._score(count, self.baseline(key), self._n + 1)[0]
 
     def observe(self, key: str) -> tuple[float, float, float]:
@@ -119,29 +119,25 @@ class KeyDriftDetector:
         # interned, the ring and the dictionaries compare by identity instead of touching copies.
         key = sys.intern(key)
         n = self._n = self._n + 1
-        recent, pos, counts = self._recent, self._pos, self._counts
-        evicted = recent[pos]
-        if evicted:
-            left = counts[evicted] - 1
-            if left:
-                counts[evicted] = left
-            else:
-                del counts[evicted]
+        recent, window = self._recent, self.window
+        pos = (n - 1) % window
         recent[pos] = key
-        count = counts[key] = counts.get(key, 0) + 1
-        pos += 1
-        if pos == self.window:
-            pos = 0
+        if pos == window - 1:
             self._fold()
-        self._pos = pos
-        if count < self.min_share * self.window or n <= self.warmup:
-            return 0.0, 0.0, 0.0
+        if n <= self.warmup:
+            return _UNSCORED
+        count = recent.count(key)  # by identity, mostly: the keys are interned
+        if count < self.min_share * window:
+            return _UNSCORED
         return self._score(count, self.baseline(key), n)
 
     def _fold(self) -> None:
         """Adds the ring's counts to the baseline, weighted by the current weight."""
         weights, w = self._weights, self._weight
-        for key, count in self._counts.items():
+        counts: dict[str, int] = {}
+        for key in self._recent:
+            counts[key] = counts.get(key, 0) + 1
+        for key, count in counts.items():
             weights[key] = weights.get(key, 0.0) + count * w
         self._total += self.window * w
         w *= self._grow
@@ -164,11 +160,19 @@ class KeyDriftDetector:
 
     def share(self, key: str) -> float:
         """``key``'s share of the last ``window`` actions."""
-        return self._counts.get(key, 0) / self.window
+        return self._recent.count(key) / self.window
 
     def baseline(self, key: str) -> float:
         """``key``'s baseline share."""
         return self._weights.get(key, 0.0) / self._total if self._total else 0.0
+
+    def __setstate__(self, state: tuple[Any, dict[str, Any]]) -> None:
+        # Pickled before the ring's counts were counted on demand: drop them (and the position,
+        # which was always ``_n % window``).
+        _, slots = state
+        for name, value in slots.items():
+            if name in self.__slots__:
+                setattr(self, name, value)
 
     def __repr__(self) -> str:
         return (

@@ -184,3 +184,20 @@ def test_runs_of_a_common_tool_are_not_drift_but_a_rare_one_taking_over_is() -> 
     # ... while a tool it almost never used taking most calls is drift.
     scores = [detector.observe("drop_table" if i % 4 else "read")[0] for i in range(12)]
     assert max(scores) > 10
+
+
+def test_drift_pickled_with_its_ring_counts_restores() -> None:
+    # Snapshots written when the ring's counts were kept per action hold them and a position.
+    rng = random.Random(5)
+    keys = [rng.choice(["search", "read", "write"]) for _ in range(333)]
+    detector, reference = KeyDriftDetector(), KeyDriftDetector()
+    for key in keys:
+        detector.observe(key)
+        reference.observe(key)
+    _, slots = detector.__reduce_ex__(2)[2]
+    ring = slots["_recent"]
+    slots |= {"_counts": {k: ring.count(k) for k in set(ring)}, "_pos": slots["_n"] % 20}
+    old = KeyDriftDetector.__new__(KeyDriftDetector)
+    old.__setstate__((None, slots))
+    for key in ["drop_table"] * 8 + keys[:40]:
+        assert old.observe(key) == reference.observe(key)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -150,3 +151,47 @@ def test_scores_are_finite_and_non_negative_for_any_times(
         detector.learn_one({"t": t})
         assert math.isfinite(detector.mean)
         assert math.isfinite(detector.std)
+
+
+def _closed_window_counts(seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.choice([1, 1, 2, 3, 3, 5, 40]) for _ in range(300)]
+
+
+def test_the_baseline_learns_exactly_as_rivers_ew_statistics() -> None:
+    # The statistics are plain floats on the hot path; they must stay river's, to the bit.
+    from river import stats
+
+    detector = ActionRateDetector(warmup_windows=1, clip_z=1e9, hold_windows=0)
+    mean, var = stats.EWMean(fading_factor=0.1), stats.EWVar(fading_factor=0.1)
+    counts = _closed_window_counts(0)
+    for second, count in enumerate(counts):
+        for k in range(count):
+            detector.learn_one({"t": second + k / (count + 1)})
+        if second:  # the previous window closed at this one's first event
+            mean.update(counts[second - 1])
+            var.update(counts[second - 1])
+            assert (detector.mean, detector.std) == (mean.get(), math.sqrt(max(var.get(), 0.0)))
+
+
+def test_a_detector_pickled_with_rivers_statistics_restores() -> None:
+    # Snapshots written before the statistics were floats hold river's objects.
+    from river import stats
+
+    detector = ActionRateDetector(warmup_windows=1, clip_z=1e9, hold_windows=0)
+    mean, var = stats.EWMean(fading_factor=0.1), stats.EWVar(fading_factor=0.1)
+    counts = _closed_window_counts(1)[:50]
+    for second, count in enumerate(counts):
+        for k in range(count):
+            detector.learn_one({"t": second + k / (count + 1)})
+    for count in counts[:-1]:  # the last window is still open
+        mean.update(count)
+        var.update(count)
+    state = detector.__getstate__()
+    del state["_ew_mean"], state["_ew_square"], state["_prev_count"], state["clip_z"]
+    state |= {"_mean": mean, "_var": var}
+    old = ActionRateDetector.__new__(ActionRateDetector)
+    old.__setstate__(state)
+    assert math.isclose(old.mean, mean.get(), rel_tol=1e-12)
+    assert math.isclose(old.std, math.sqrt(var.get()), rel_tol=1e-9)
+    assert old.clip_z == 1e9 and old.score_one({"t": 60.0}) >= 0.0
