@@ -25,6 +25,7 @@ environment:
                                 without it no control webhook is sent (alerts still are)
   AGENTWATCH_SLACK_WEBHOOK_URL  Slack incoming-webhook URL for notifications
   AGENTWATCH_CLICKHOUSE_DSN     a ClickHouse server instead of the embedded engine
+  AGENTWATCH_CLICKHOUSE_CLUSTER  apply the schema ON CLUSTER this name (with a server DSN)
   AGENTWATCH_BREAKER_MIN_SEVERITY  least severity that opens a breaker (default critical)
 
 example:
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317; -1 off)")
     serve.add_argument("--api-port", type=int, help="REST API port (default 8080)")
     serve.add_argument("--clickhouse", dest="clickhouse_dsn", help="ClickHouse server DSN")
+    serve.add_argument(
+        "--clickhouse-cluster",
+        metavar="NAME",
+        help="apply the schema ON CLUSTER NAME (Replicated tables under Distributed ones; "
+        "see agentwatch migrate --help); needs --clickhouse",
+    )
     serve.add_argument("--slack-webhook-url", help="Slack incoming-webhook URL")
     serve.add_argument("--ttl-days", type=int, help="drop rows older than this (0 keeps all)")
 
@@ -169,6 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
         otlp_grpc_port=args.otlp_grpc_port,
         api_port=args.api_port,
         clickhouse_dsn=args.clickhouse_dsn,
+        clickhouse_cluster=args.clickhouse_cluster,
         slack_webhook_url=args.slack_webhook_url,
         ttl_days=args.ttl_days,
     )

@@ -79,7 +79,7 @@ class Service:
         self.clock = clock
         dsn = settings.clickhouse_dsn or embedded_dsn(settings.data_dir)
         self.storage = storage or Storage(dsn, ttl_days=settings.ttl_days)
-        self.storage.migrate()
+        self.storage.migrate(settings.clickhouse_cluster)
         self.metrics = ServiceMetrics()
         self.span_encoder = self.storage.encoder(TRACES_TABLE, TRACE_COLUMNS)
         self.limits = Limits(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ class ServiceSettings:
         data_dir: Holds the embedded ClickHouse (``DIR/clickhouse``) and service state.
         clickhouse_dsn: A server DSN (``http(s)://user:pass@host:8123/db``); None means the
             embedded engine under ``data_dir``.
+        clickhouse_cluster: Apply the schema ``ON CLUSTER`` this cluster at start (Replicated
+            tables under Distributed ones, as ``agentwatch migrate --cluster``); needs a server.
         host: Address the OTLP and API ports bind to.
         otlp_http_port: OTLP/HTTP port (0 picks a free one).
         otlp_grpc_port: OTLP/gRPC port (0 picks a free one; -1 disables gRPC).
@@ -138,6 +141,7 @@ class ServiceSettings:
 
     data_dir: Path = Path("agentwatch-data")
     clickhouse_dsn: str | None = None
+    clickhouse_cluster: str | None = None
     host: str = "127.0.0.1"
     otlp_http_port: int = 4318
     otlp_grpc_port: int = 4317
@@ -229,6 +233,16 @@ class ServiceSettings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.spool_max_bytes <= 0:
             raise ConfigError(f"spool_max_bytes must be > 0, got {self.spool_max_bytes}")
+        if self.clickhouse_cluster is not None:
+            if not self.clickhouse_dsn:
+                raise ConfigError(
+                    "clickhouse_cluster needs a ClickHouse server: set AGENTWATCH_CLICKHOUSE_DSN "
+                    "(--clickhouse); the embedded engine is one node"
+                )
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.clickhouse_cluster):
+                raise ConfigError(
+                    f"clickhouse_cluster must be a cluster name, got {self.clickhouse_cluster!r}"
+                )
         if self.max_inflight_requests < 1:
             raise ConfigError(
                 f"max_inflight_requests must be >= 1, got {self.max_inflight_requests}"
@@ -259,6 +273,7 @@ class ServiceSettings:
         conversions: dict[str, tuple[str, Any]] = {
             "AGENTWATCH_DATA_DIR": ("data_dir", Path),
             "AGENTWATCH_CLICKHOUSE_DSN": ("clickhouse_dsn", str),
+            "AGENTWATCH_CLICKHOUSE_CLUSTER": ("clickhouse_cluster", str),
             "AGENTWATCH_HOST": ("host", str),
             "AGENTWATCH_OTLP_HTTP_PORT": ("otlp_http_port", int),
             "AGENTWATCH_OTLP_GRPC_PORT": ("otlp_grpc_port", int),

@@ -15,6 +15,7 @@ from typing import Any
 
 import clickhouse_connect
 
+from ._cluster import ClusterOptions, apply_cluster_migrations
 from ._native import NativeEncoder
 from ._schema import (
     FULL_TEXT_SEARCH_VERSION,
@@ -70,13 +71,19 @@ class Storage:
         major, minor = (int(part) for part in text.split(".")[:2])
         return major, minor
 
-    def migrate(self) -> list[int]:
-        """Apply pending migrations; returns the versions applied now (idempotent)."""
+    def migrate(self, cluster: str | None = None) -> list[int]:
+        """Apply pending migrations; returns the versions applied now (idempotent).
+
+        With ``cluster``, every statement runs ``ON CLUSTER`` it: Replicated tables under
+        Distributed ones (``agentwatch migrate --cluster``).
+        """
         options = SchemaOptions(
             database=self.database,
             ttl_days=self.ttl_days,
             full_text_search=self.server_version >= FULL_TEXT_SEARCH_VERSION,
         )
+        if cluster is not None:
+            return apply_cluster_migrations(self, options, ClusterOptions(cluster))
         self.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         self.command(migrations_table_ddl(options))
         done = {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentwatch.collector import Storage, embedded_dsn
+from agentwatch.collector import ConfigError, ServiceSettings, Storage, embedded_dsn
 from agentwatch.collector._cluster import (
     SHARDING_KEYS,
     ClusterDDLError,
@@ -212,3 +212,54 @@ def test_migrate_help_names_the_options() -> None:
     text = parser.format_help()
     for option in ("--cluster NAME", "--clickhouse DSN", "--print", "--apply", "{shard}"):
         assert option in text
+
+
+class ClusterStorage(Storage):
+    """A real Storage object whose schema commands and queries go to a FakeCluster (our own
+    seam); the version query at open still reaches the embedded engine."""
+
+    def __init__(self, dsn: str) -> None:
+        self.cluster: FakeCluster | None = None
+        super().__init__(dsn)
+        self.cluster = FakeCluster()
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        assert self.cluster is not None
+        self.cluster.command(sql, parameters)
+
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, *, readonly: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if self.cluster is None:
+            return super().query(sql, parameters, readonly=readonly)
+        return self.cluster.query(sql, parameters, readonly=readonly)
+
+
+def test_serve_applies_the_cluster_schema_when_given_a_cluster(
+    storage: RecordingStorage,
+) -> None:
+    # One embedded engine per process: the same path as the module's storage, which closes it.
+    served = ClusterStorage(storage.dsn)
+    assert served.migrate("agentwatch") == [1, 2, 3, 4]
+    assert served.cluster is not None
+    options = SchemaOptions(full_text_search=storage.server_version >= FULL_TEXT_SEARCH_VERSION)
+    ddl = [c for c in served.cluster.commands if not c.startswith("INSERT")]
+    assert ddl == cluster_statements(options, CLUSTER)
+    assert storage.query("SELECT 1")[1] == [(1,)]  # the shared engine is untouched
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"clickhouse_cluster": "agentwatch"}, "needs a ClickHouse server"),
+        (
+            {"clickhouse_cluster": "bad; name", "clickhouse_dsn": "http://ch:8123"},
+            "must be a cluster name",
+        ),
+    ],
+)
+def test_a_cluster_setting_is_checked_at_start(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServiceSettings.from_env({}, data_dir=tmp_path, **overrides)
