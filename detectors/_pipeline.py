@@ -214,21 +214,46 @@ class DetectorPipeline(FamilyHandlers):
             if fingerprint:
                 if len(fingerprint) > _MAX_FINGERPRINT_CHARS:
                     fingerprint = _key(fingerprint)
-                loop = state.loop  # LoopDetector.observe
+                loop, cycle = state.loop, state.cycle  # LoopDetector.observe
+                recent = cycle._recent  # CycleDetector.observe: the same fingerprints, newest first
                 if fingerprint == loop._last:
                     repeats = loop._run = loop._run + 1
                     if repeats >= self.loop_min_repeats:
                         self._process_loop(state, event, float(repeats), anomalies)
+                    if cycle._period:  # a repeat (period 1) is a loop's, and ends any cycle
+                        cycle._period = cycle._run = 0
+                    if state.cycle_level:
+                        state.cycle_level = 0
                 else:
                     loop._last, loop._run = fingerprint, 1
                     state.loop_onset_ns = ts_ns
                     state.loop_level = 0
-                cycle = state.cycle.observe(fingerprint, ts_ns)
-                if cycle[1]:
-                    if cycle[0] >= self.loop_min_repeats:
-                        self._process_cycle(state, event, cycle, anomalies)
-                elif state.cycle_level:
-                    state.cycle_level = 0
+                    if fingerprint in recent:
+                        period = recent.index(fingerprint) + 1
+                        if period == cycle._period:
+                            run = cycle._run = cycle._run + 1
+                        else:
+                            cycle._period, cycle._run, cycle._onset = (
+                                period,
+                                1,
+                                cycle._times[period - 1],
+                            )
+                            run = 1
+                        if 1.0 + run / period >= self.loop_min_repeats:
+                            self._process_cycle(
+                                state, event, (1.0 + run / period, period, cycle._onset), anomalies
+                            )
+                    else:
+                        if cycle._period:
+                            cycle._period = cycle._run = 0
+                        if state.cycle_level:
+                            state.cycle_level = 0
+                recent.insert(0, fingerprint)
+                times = cycle._times
+                times.insert(0, ts_ns)
+                if len(recent) > cycle.max_period:
+                    recent.pop()
+                    times.pop()
             rate = state.rate  # ActionRateDetector.observe, while the open window stays open
             q = ts_ns / _NS_PER_S / rate.window_s
             window = rate._window

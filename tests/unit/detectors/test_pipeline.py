@@ -5,8 +5,17 @@ import itertools
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agentwatch.detectors import Anomaly, DetectorPipeline, EventKind
+from agentwatch.detectors import (
+    ActionRateDetector,
+    Anomaly,
+    CycleDetector,
+    DetectorPipeline,
+    EventKind,
+    LoopDetector,
+)
 from tests.unit.detectors.streams import T0_S, action, poisson_times, spike_times
 
 
@@ -120,3 +129,42 @@ def test_forget() -> None:
 def test_arguments_are_validated_at_construction(kwargs: dict[str, float], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         DetectorPipeline(**kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=0.9), st.sampled_from(["", "a", "b", "c", "d" * 80])
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float, str]]) -> None:
+    # process() inlines the loop, cycle and open-window rate steps; the detectors' own observe
+    # is the reference.
+    pipeline = DetectorPipeline(rate_warmup_windows=2)
+    loop, cycle = LoopDetector(), CycleDetector()
+    rate = ActionRateDetector(warmup_windows=2)
+    t = T0_S
+    for gap, fingerprint in steps:
+        t += gap
+        ts_ns = round(t * 1e9)
+        pipeline.process(action(t, agent="a1", fingerprint=fingerprint))
+        state = pipeline._agents["a1"]
+        if fingerprint:
+            loop.observe(fingerprint)
+            cycle.observe(fingerprint, ts_ns)
+        rate.observe(ts_ns / 1_000_000_000)
+        assert state.loop.run_length == loop.run_length
+        for probe in ("a", "b", "c", "d" * 80):
+            x = {"fingerprint": probe}
+            assert state.cycle.score_one(x) == cycle.score_one(x)
+        assert state.cycle._onset == cycle._onset
+        assert (state.rate.window, state.rate.mean, state.rate.std) == (
+            rate.window,
+            rate.mean,
+            rate.std,
+        )
+        assert state.rate.count_one({"t": t + 0.01}) == rate.count_one({"t": t + 0.01})
