@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from ._api import api_app
 from ._grpc import GrpcReceiver
-from ._http import HttpServers, api_app, otlp_app
+from ._http import HttpServers, otlp_app
 from ._service import Service
 from ._settings import ServiceSettings
 from ._storage import Storage

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse
 
+from ._http import bearer_ok
 from ._ops_api import (
     AgentActivity,
     FleetView,
@@ -35,8 +36,6 @@ POLL_MS = 2000
 
 
 def _authorized(service: Service, request: Request) -> bool:
-    from ._http import bearer_ok  # here: _http mounts this module's router
-
     return bearer_ok(request.headers.get("authorization"), service.settings.api_token)
 
 
