@@ -8,6 +8,7 @@ from typing import Any
 __all__ = ["ActivityDropDetector"]
 
 _RUNNING = "running"
+_OWN_ACTIONS = 150  # actions after which a fallback is the agent's own (the rate's alpha 0.1)
 
 
 class ActivityDropDetector:
@@ -25,12 +26,14 @@ class ActivityDropDetector:
     largest Poisson rate-function surprise of seeing ``c`` actions where ``mu`` were expected,
     divided by the dispersion: ``(mu - c + c ln(c / mu)) / dispersion`` nats for ``c < mu``
     (``mu / dispersion`` for ``c = 0``, a stall). Actions score 0.0. The score is 0.0 until
-    ``warmup_periods`` periods are learned. A period that scores at least ``learn_below_nats`` is
-    not learned, so a drop does not teach the baseline that it is normal; nor is a period far above
-    the usual rate (a spike), for up to ``hold_periods`` in a row.
+    ``warmup_periods`` periods are learned (unless :meth:`beat` is given a ``fallback``). A
+    period that scores at least ``learn_below_nats`` is not learned, so a drop does not teach the
+    baseline that it is normal; nor is a period far above the usual rate (a spike), for up to
+    ``hold_periods`` in a row.
 
     State: the baseline (four floats), the counts of the last ``periods`` periods and the current
-    one's: a few hundred bytes. O(1) per action, O(``periods``) per heartbeat. Not thread-safe.
+    one's, with the ``fallback`` each opened with: under a KiB. O(1) per action, O(``periods``)
+    per heartbeat. Not thread-safe.
 
     Args:
         periods: Most recent periods looked back over (>= 2).
@@ -53,13 +56,16 @@ class ActivityDropDetector:
     """
 
     __slots__ = (
+        "_acted",
         "_base",
+        "_bases",
         "_counts",
         "_held",
         "_last_beat",
         "_lengths",
         "_mean_count",
         "_n",
+        "_open",
         "_rate",
         "_var_count",
         "alpha",
@@ -97,10 +103,29 @@ class ActivityDropDetector:
         self._last_beat = math.nan  # seconds; NaN before the first running heartbeat
         self._counts: list[int] = []  # recent running periods' counts, newest last
         self._lengths: list[float] = []  # and their lengths in seconds
+        # and the fallback (rate per second, dispersion) each opened with; (0, 0): none
+        self._bases: list[tuple[float, float]] = []
+        self._open = (0.0, 0.0)  # the fallback the open period started with
+        self._acted = 0  # actions in closed periods, up to _OWN_ACTIONS
         self._rate = 0.0  # actions per second
         self._mean_count = 0.0
         self._var_count = 0.0
         self._n = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
+        if isinstance(state, tuple):  # default slotted pickling: (None, slots)
+            state = state[1]
+        if "_bases" not in state:  # pickled before the look-back kept its baselines: restart it
+            state = {
+                **state,
+                **{"_counts": [], "_lengths": [], "_bases": [], "_open": (0.0, 0.0)},
+                "_acted": _OWN_ACTIONS,
+            }
+        for name, value in state.items():
+            setattr(self, name, value)
 
     @property
     def warm(self) -> bool:
@@ -128,8 +153,8 @@ class ActivityDropDetector:
         score 0.0. Never mutates the detector."""
         if not x.get("heartbeat"):
             return 0.0
-        counts, lengths = self._with_period(float(x["t"]), str(x.get("status", _RUNNING)))
-        return self._surprise(counts, lengths)[0]
+        counts, lengths, bases = self._with_period(float(x["t"]), str(x.get("status", _RUNNING)))
+        return self._surprise(counts, lengths, bases)[0]
 
     def beat(
         self,
@@ -147,7 +172,9 @@ class ActivityDropDetector:
                 working rate (the pipeline passes the action-rate detector's); scored against
                 when this detector is not warm or its own rate is lower. An agent that works in
                 bursts shorter than its heartbeat interval shows few running periods, and those
-                few are not typical; the action-rate detector still knows its working rate.
+                few are not typical; the action-rate detector still knows its working rate. That
+                estimate learns every window within seconds, a drop's too: each look-back is
+                judged against the fallback as it stood when its first period opened.
             actions: The caller's running total of the agent's actions, instead of counting
                 them one by one with ``learn_one`` (the pipeline keeps one counter per agent).
 
@@ -160,49 +187,81 @@ class ActivityDropDetector:
         running = status in (_RUNNING, "")
         if running and t <= self._last_beat:  # False while _last_beat is NaN
             return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
-        counts, lengths = self._with_period(t, status)
-        score, seen, expected, span = self._surprise(counts, lengths, fallback)
+        counts, lengths, bases = self._with_period(t, status)
+        score, seen, expected, span = self._surprise(counts, lengths, bases, fallback)
         if counts:
             self._maybe_learn(counts[-1], lengths[-1], score)
-        self._counts, self._lengths = counts, lengths
+        self._counts, self._lengths, self._bases = counts, lengths, bases
+        if self._acted < _OWN_ACTIONS:
+            self._acted += max(self.count, 0)
+        self._open = self._opening(fallback) if running else (0.0, 0.0)
         self._last_beat = t if running else math.nan
         self.count = 0
         if actions is not None:
             self._base = actions
         return score, seen, expected, span
 
-    def _with_period(self, t: float, status: str) -> tuple[list[int], list[float]]:
+    def clear_recent(self) -> None:
+        """Forgets the recent periods (not the baseline): the next look-back starts now.
+
+        The pipeline calls it when a raised drop ends, so that the periods of that drop, still
+        in the look-back for up to ``periods`` heartbeats, do not raise it a second time.
+        """
+        self._counts, self._lengths, self._bases = [], [], []
+
+    def _with_period(
+        self, t: float, status: str
+    ) -> tuple[list[int], list[float], list[tuple[float, float]]]:
         """The recent periods as they would be after a heartbeat at ``t`` with ``status``."""
         if status not in (_RUNNING, "") or math.isnan(self._last_beat):
-            return [], []
+            return [], [], []
         length = t - self._last_beat
-        if not length > 0:
-            return self._counts, self._lengths  # a duplicate or late beat: nothing closes
+        if not length > 0:  # a duplicate or late beat: nothing closes
+            return self._counts, self._lengths, self._bases
         keep = self.periods - 1
-        return [*self._counts[-keep:], self.count], [*self._lengths[-keep:], length]
+        return (
+            [*self._counts[-keep:], self.count],
+            [*self._lengths[-keep:], length],
+            [*self._bases[-keep:], self._open],
+        )
+
+    def _opening(self, fallback: tuple[float, float] | None) -> tuple[float, float]:
+        """The fallback a period opening now is judged against, kept only while this detector
+        is not warm (once it is, its own baseline holds drops out and the current fallback is
+        used as it stands), and only once the agent has acted ``_OWN_ACTIONS`` times: a new
+        agent's fallback may still be its cohort's rate, not its own."""
+        if fallback is None or self._n >= self.warmup_periods or self._acted < _OWN_ACTIONS:
+            return 0.0, 0.0
+        return fallback[0], max(1.0, fallback[1])
+
+    def _own(self) -> tuple[float, float]:
+        """(actions per second, dispersion) learned; (0, 0) until warm."""
+        if self._n < self.warmup_periods or not self._rate > 0:
+            return 0.0, 0.0
+        dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
+        return self._rate, dispersion
 
     def _surprise(
         self,
         counts: list[int],
         lengths: list[float],
+        bases: list[tuple[float, float]],
         fallback: tuple[float, float] | None = None,
     ) -> tuple[float, int, float, float]:
         if len(counts) < 2:
             return 0.0, 0, 0.0, 0.0
-        rate = dispersion = 0.0
-        if self._n >= self.warmup_periods and self._rate > 0:
-            rate = self._rate
-            dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
-        if fallback is not None and fallback[0] > rate:
-            rate, dispersion = fallback[0], max(1.0, fallback[1])
-        if rate <= 0:
-            return 0.0, 0, 0.0, 0.0
+        own = self._own()
+        now = (fallback[0], max(1.0, fallback[1])) if fallback is not None else (0.0, 0.0)
         best = (0.0, 0, 0.0, 0.0)
         seen, span = 0, 0.0
         for k in range(1, len(counts) + 1):
             seen += counts[-k]
             span += lengths[-k]
             if k < 2:
+                continue
+            other = bases[-k] if bases[-k][0] > 0 else now
+            rate, dispersion = other if other[0] > own[0] else own
+            if rate <= 0:
                 continue
             expected = rate * span
             if seen >= expected:

@@ -316,7 +316,10 @@ class FamilyHandlers:
             event.ts_ns / _NS_PER_S, event.key, fallback, state.actions
         )
         if score < self.drop_warning_nats:
-            state.drop_level = 0
+            if state.drop_level:
+                # The drop ended: its periods, still in the look-back, are not a new one.
+                state.drop.clear_recent()
+                state.drop_level = 0
             return []
         if state.drop_level:
             return []

@@ -201,3 +201,52 @@ def test_drift_pickled_with_its_ring_counts_restores() -> None:
     old.__setstate__((None, slots))
     for key in ["drop_table"] * 8 + keys[:40]:
         assert old.observe(key) == reference.observe(key)
+
+
+def _bursty_drop(detector: ActivityDropDetector) -> float:
+    """Heartbeats every 5 s; 4 actions/s, then 0.6/s while the fallback follows the drop down."""
+    best, fallback = 0.0, 4.0
+    for beat in range(40):
+        per_s = 4.0 if beat < 10 else 0.6
+        if beat >= 11:  # an estimate that learns every second, as the action rate's does
+            fallback += 0.8 * (per_s - fallback)
+        best = max(best, detector.beat(5.0 * beat, "running", (fallback, 2.0))[0])
+        detector.count += round(5 * per_s)
+    return best
+
+
+def test_a_drop_is_judged_against_the_fallback_from_before_it() -> None:
+    # A bursty agent's own baseline is seldom warm; the fallback learns the drop within seconds.
+    assert _bursty_drop(ActivityDropDetector(warmup_periods=100)) > 12
+
+
+def test_clear_recent_forgets_the_look_back_not_the_baseline() -> None:
+    detector, kept = ActivityDropDetector(), ActivityDropDetector()
+    for d in (detector, kept):
+        _activity(d, range(60), 3, "running")
+        assert _activity(d, range(60, 75), 0, "running") > 12
+    rate = detector.rate
+    detector.clear_recent()
+    assert detector.rate == rate
+    # The stall stays in the look-back of the one that kept it, not in the other's.
+    assert _activity(kept, range(75, 80), 3, "running") > 12
+    assert _activity(detector, range(75, 80), 3, "running") < 1.0
+
+
+def test_a_drop_raised_once_is_not_raised_again_by_its_own_periods() -> None:
+    pipeline = DetectorPipeline()
+
+    def beat(t: float) -> list[str]:
+        event = AgentEvent("a", "c", EventKind.HEARTBEAT, round(t * NS), key="running", value=5)
+        return [a.detector for a in pipeline.process(event)]
+
+    found: list[str] = []
+    rng = random.Random(4)
+    t = 0.0
+    for second in range(0, 600, 5):
+        found += beat(second)
+        working = not 300 <= second < 360  # a one-minute stall
+        while working and t < second + 5:
+            t += rng.expovariate(3.0)
+            pipeline.process(AgentEvent("a", "c", EventKind.ACTION, round(t * NS), key="k"))
+    assert found == ["action_stall"]
