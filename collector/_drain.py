@@ -84,7 +84,6 @@ class SpoolDrain:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"drain-{table}", daemon=True)
-        self._batch_rows = 0  # rows of the batch being collected (the drain thread's)
         self._flush_to = 0  # force_flush wants records up to here stored without delay
         self.inserted_rows = 0
         self.replayed_records = 0
@@ -142,8 +141,9 @@ class SpoolDrain:
             self._thread.join(timeout_s)
 
     # --- the thread --------------------------------------------------------------------------
-    def _collect(self) -> tuple[list[Block], int] | None:
-        """The next batch of blocks and the last sequence number it covers; None to stop."""
+    def _collect(self) -> tuple[list[Block], int, int] | None:
+        """The next batch of blocks, its rows and the last sequence number it covers; None to
+        stop."""
         with self._cond:
             while self.spool.last_seq < self._next and not self._stopping:
                 self._cond.wait()
@@ -162,9 +162,9 @@ class SpoolDrain:
                     break
                 self._cond.wait(remaining)
         batch: list[Block] = []
-        self._batch_rows = 0
+        rows = 0
         last = self._next - 1
-        while self._batch_rows < self.max_batch_rows and last < self.spool.last_seq:
+        while rows < self.max_batch_rows and last < self.spool.last_seq:
             seq = last + 1
             with self._cond:
                 block = self._cache.pop(seq, None)
@@ -177,33 +177,33 @@ class SpoolDrain:
                     last = seq
                     continue
                 for record_seq, payload in records:
-                    if self._batch_rows >= self.max_batch_rows:
+                    if rows >= self.max_batch_rows:
                         break
-                    self._add(batch, record_seq, self.encoder.encode(self.decode(payload)))
+                    rows += self._add(batch, record_seq, self.encoder.encode(self.decode(payload)))
                     last = record_seq
                 continue
-            self._add(batch, seq, block)
+            rows += self._add(batch, seq, block)
             last = seq
-        return batch, last
+        return batch, rows, last
 
-    def _add(self, batch: list[Block], seq: int, block: Block) -> None:
+    def _add(self, batch: list[Block], seq: int, block: Block) -> int:
+        """Append ``block`` unless a replay finds it stored already; returns the rows added."""
         if not block.rows:
-            return
+            return 0
         if seq <= self._replay_until:
             self.replayed_records += 1
             if self.already_stored(list(block.first)):
                 self.skipped_records += 1
-                return
+                return 0
         batch.append(block)
-        self._batch_rows += block.rows
+        return block.rows
 
     def _run(self) -> None:
         while True:
             collected = self._collect()
             if collected is None:
                 return
-            batch, last = collected
-            rows = sum(block.rows for block in batch)
+            batch, rows, last = collected
             if batch and not self._insert(batch, rows):
                 return  # stopping with ClickHouse down: the records stay in the spool
             self.spool.commit(last)

@@ -112,27 +112,13 @@ class Storage:
             except Exception as exc:
                 raise StorageError(f"ClickHouse command failed: {exc}") from exc
 
-    def insert(
-        self,
-        table: str,
-        data: Sequence[Sequence[Any]],
-        columns: Sequence[str],
-        *,
-        column_oriented: bool = False,
-    ) -> None:
-        """Insert in one block: rows in ``columns`` order, or with ``column_oriented`` one
-        sequence per column (about a third cheaper for large batches)."""
-        if not data or (column_oriented and not data[0]):
+    def insert(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows (each in ``columns`` order) in one block."""
+        if not data:
             return
         with self._lock:
             try:
-                self._client.insert(
-                    table,
-                    data,
-                    column_names=list(columns),
-                    database=self.database,
-                    column_oriented=column_oriented,
-                )
+                self._client.insert(table, data, column_names=list(columns), database=self.database)
             except Exception as exc:
                 raise StorageError(f"insert into {table} failed: {exc}") from exc
 

@@ -66,9 +66,9 @@ class FlakyStorage(Storage):
             self.refused.set()
             raise StorageError("ClickHouse unavailable (injected)")
 
-    def insert(self, table: str, data: Any, columns: Any, **options: Any) -> None:
+    def insert(self, table: str, data: Any, columns: Any) -> None:
         self._check()
-        super().insert(table, data, columns, **options)
+        super().insert(table, data, columns)
 
     def insert_native(self, table: str, columns: Any, data: bytes) -> None:
         self._check()
