@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_VERSION
 
 from agentwatch.collector import RunningService, ServiceSettings, Storage, request_to_rows
+from agentwatch.collector._records import ANOMALY_COLUMNS, REMEDIATION_COLUMNS
 from agentwatch.collector._schema import ANOMALIES_TABLE, REMEDIATIONS_TABLE, TRACE_COLUMNS
 from agentwatch.collector._service import Service
 from agentwatch.sdk import semconv
@@ -41,14 +42,6 @@ TOOLS = {
     "coding-agent": ["read_file", "grep_repo", "edit_file", "run_tests"],
 }
 NEW_SUPPORT_TOOLS = ["issue_refund", "bulk_refund"]
-ANOMALY_COLUMNS = (
-    "Id", "Agent", "Service", "Detector", "Score", "Threshold", "Severity",
-    "OnsetAt", "DetectedAt", "Summary", "Evidence", "TraceId", "SpanId",
-)  # fmt: skip
-REMEDIATION_COLUMNS = (
-    "Timestamp", "Agent", "Kind", "Action", "AnomalyId", "WebhookId",
-    "Attempts", "StatusCode", "Ok", "Error", "LatencyMs",
-)  # fmt: skip
 
 
 @dataclass

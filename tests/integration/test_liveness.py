@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from agentwatch.collector import RunningService
@@ -28,17 +27,17 @@ def test_an_agent_that_shut_down_cleanly_is_not_reported_lost(tmp_path: Path) ->
         leaving = init("workers", instance_id="leaving-1", control_server=False, **kwargs)
         silent = init("workers", instance_id="silent-1", control_server=False, **kwargs)
         try:
-            time.sleep(0.5)  # a few beats each: both are known to the service, with an interval
-            assert silent.force_flush(10_000)
             leaving.shutdown()  # its last beat says "stopped"
-            silent._heartbeat.stop()  # our seam: the process "dies" without a word
+            silent._heartbeat.stop()  # our seam: the process "dies" without a word ...
+            silent._heartbeat.beat()  # ... after a last beat no earlier than the leaver's
             assert silent.force_flush(10_000)
             assert running.service.flush(10)
             info = running.service.registry.get("leaving-1")
             assert info is not None
             assert info.status == semconv.STATUS_STOPPED
+            # Same interval, an earlier last beat: by the tick that finds the silent agent
+            # lost, the leaver's deadline has passed too.
             assert silent_found.wait(15), "the silent agent was never reported lost"
-            time.sleep(1.2)  # one more maintenance tick, in which the leaver would be flagged
         finally:
             silent.shutdown()
         assert [a.agent for a in lost] == ["silent-1"]
