@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 NEVER = "never"
 """A per-detector threshold that disables the breaker for that detector."""
 
+COHORT_DETECTORS = frozenset({"agent_count"})
+"""Detectors whose anomalies concern a whole cohort (``agentwatch.detectors``' agent count, its
+``agent`` a placeholder): they call for no per-agent command, whatever the thresholds."""
+
 
 def _check_threshold(name: str, value: str) -> None:
     if value != NEVER and value not in SEVERITY_RANK:
@@ -29,7 +33,8 @@ class RemediationPolicy:
 
     The breaker of the anomaly's agent opens when the anomaly's severity is at least the threshold
     for its detector: ``per_detector[detector]`` when present, else ``breaker_min_severity``.
-    A threshold of ``"never"`` disables the breaker. A rollback (its checkpoint chosen later by
+    A threshold of ``"never"`` disables the breaker. Anomalies of :data:`COHORT_DETECTORS` call
+    for no command at all: they name no agent to act on. A rollback (its checkpoint chosen later by
     the remediator) is called for likewise by ``rollback_min_severity`` / ``rollback_per_detector``
     (default ``"never"``: no rollbacks).
 
@@ -83,6 +88,8 @@ class RemediationPolicy:
             anomaly: The finding.
             now_ns: The commands' issue time; the wall clock by default.
         """
+        if anomaly.detector in COHORT_DETECTORS:
+            return []
         rank = severity_rank(anomaly.severity)
         if rank is None:
             logger.warning(

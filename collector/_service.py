@@ -23,7 +23,7 @@ from agentwatch.sdk import semconv
 
 from ._decode_pool import DecoderPool, Observation
 from ._drain import SpoolDrain
-from ._liveness import missed_heartbeat
+from ._liveness import AgentCount, missed_heartbeat
 from ._metrics import COUNTER_METRICS, SIGNAL_KINDS, ServiceMetrics
 from ._native import Block
 from ._otlp import Limits
@@ -406,18 +406,22 @@ class Service:
         )  # fmt: skip
 
     def _maintain(self) -> None:
-        """Once a second: breaker timers, alert group flushes, missed heartbeats."""
+        """Once a second: breaker timers, alert group flushes, missed heartbeats, agent counts."""
+        agent_count = AgentCount(self.settings.heartbeat_misses)
         while not self._stop.wait(1.0):
             try:
                 self.response.tick()
                 now = self.clock()
-                for info in self.registry.all():
+                agents = self.registry.all()
+                for info in agents:
                     if info.status == semconv.STATUS_STOPPED:
                         continue  # it said goodbye: its silence is no loss
                     anomaly = missed_heartbeat(info, now, self.settings.heartbeat_misses)
                     if anomaly is not None and self.registry.mark_lost(info.agent):
                         self._on_anomaly(anomaly)
                         self.remediator.heartbeat_lost(info.agent)
+                for anomaly in agent_count.tick(agents, now):
+                    self._on_anomaly(anomaly)  # a cohort's: the policy issues no command
             except Exception:  # the maintenance loop must outlive any one failure
                 logger.exception("maintenance tick failed")
 

@@ -19,6 +19,7 @@ simulator with labelled faults (``_scenarios``) and its scoring (``_evaluate``) 
 Nothing here is thread-safe: serialize calls per pipeline.
 """
 
+from agentwatch.detectors._census import AgentCountDetector
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
@@ -32,6 +33,7 @@ from agentwatch.detectors._types import AgentEvent, Anomaly, Detector, EventKind
 __all__ = [
     "ActionRateDetector",
     "ActivityDropDetector",
+    "AgentCountDetector",
     "AgentEvent",
     "Anomaly",
     "CycleDetector",

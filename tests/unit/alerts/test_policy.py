@@ -35,6 +35,17 @@ def test_per_detector_overrides_and_never() -> None:
     assert policy.breaker_threshold("liveness") == "never"
 
 
+def test_cohort_anomalies_call_for_no_command() -> None:
+    policy = RemediationPolicy(
+        "info",
+        per_detector={"agent_count": "info"},
+        rollback_min_severity="info",
+        rollback_per_detector={"agent_count": "info"},
+    )
+    assert policy.decide(FakeAnomaly(agent="*", detector="agent_count")) == []
+    assert len(policy.decide(FakeAnomaly(detector="liveness"))) == 2  # breaker and rollback
+
+
 def test_never_globally() -> None:
     assert not opens(RemediationPolicy(breaker_min_severity="never"), "critical")
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from agentwatch.detectors import (
     ActionRateDetector,
     ActivityDropDetector,
+    AgentCountDetector,
     CycleDetector,
     DetectorPipeline,
     ErrorBurstDetector,
@@ -90,7 +91,29 @@ def _goal_stream(seed: int, n: int = 400) -> Stream:
     return stream[:n]
 
 
+def _census_stream(seed: int, n: int = 400) -> Stream:
+    """A cohort's tick each second: agents join, stop and are lost, now and then many at once."""
+    rng = np.random.default_rng(seed)
+    stream: Stream = []
+    live, lost = 20, dict[str, int]()
+    for t in range(n):
+        t_ns = (T0_S + t) * 1_000_000_000
+        event = rng.random()
+        if event < 0.05:
+            live += 1
+        elif event < 0.08 and live > 1:
+            live -= 1  # stopped
+        elif (event < 0.1 and live > 1) or (event > 0.995 and live > 8):
+            for _ in range(1 if event < 0.1 else 6):
+                live -= 1
+                lost[f"a{t}-{live}"] = t_ns - 500_000_000
+        lost = {a: d for a, d in lost.items() if d > t_ns - 100_000_000_000}
+        stream.append({"t_ns": t_ns, "live": live, "lost": dict(lost)})
+    return stream
+
+
 CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
+    "agent_count": (AgentCountDetector, _census_stream),
     "loop": (LoopDetector, _loop_stream),
     "cycle": (CycleDetector, _loop_stream),
     "action_rate": (ActionRateDetector, _rate_stream),
@@ -103,8 +126,10 @@ CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
     "transition": (TransitionModel, _session_stream),
 }
 # Pickled bytes a warm detector may take. The series detector keeps its last ``suppress_n`` raw
-# scores; the transition model is per cohort and grows with the workflows' variety, not traffic.
+# scores; the transition model is per cohort and grows with the workflows' variety, not traffic;
+# the agent count (per cohort) keeps the window's falling maxima of the live count.
 MAX_PICKLED_BYTES = {
+    "agent_count": 2048,
     "loop": 1024,
     "cycle": 1024,
     "action_rate": 1024,
