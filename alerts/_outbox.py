@@ -3,7 +3,8 @@
 SQLite in WAL mode with ``synchronous=FULL``: a committed message survives ``kill -9`` and power
 loss; a message whose attempt was cut short by a crash is sent again after restart under the same
 ``webhook-id`` (at-least-once; receivers deduplicate by id). Enqueueing an id already present is a
-no-op, so a decision replayed after a crash is not sent twice.
+no-op, so a decision replayed after a crash is not sent twice. The table and its statements live in
+``_outbox_store``; this module is the delivery: claiming, attempts, breakers and worker threads.
 
 Retries: 408, 429, 5xx and transport errors, after ``Retry-After`` when given, else a backoff from
 0.5 s growing 1.5x with jitter, capped; other statuses fail for good. Messages to one destination go
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,46 +29,25 @@ from agentwatch.sdk.semconv import WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER
 
 from ._delivery import Clock, Delivery, RetryPolicy, Rng, parse_retry_after
 from ._notification import OutboundMessage
+from ._outbox_store import STATE_DELIVERED, STATE_FAILED, STATE_PENDING, OutboxRow, OutboxStore
 from ._signing import signed_headers
+
+__all__ = [
+    "FAIL",
+    "OK",
+    "RETRY",
+    "STATE_DELIVERED",
+    "STATE_FAILED",
+    "STATE_PENDING",
+    "Outbox",
+    "classify",
+]
 
 logger = logging.getLogger(__name__)
 
-STATE_PENDING: Final = "pending"
-STATE_DELIVERED: Final = "delivered"
-STATE_FAILED: Final = "failed"
 OK: Final = "ok"
 RETRY: Final = "retry"
 FAIL: Final = "fail"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    webhook_id TEXT NOT NULL UNIQUE,
-    destination TEXT NOT NULL,
-    target TEXT NOT NULL,
-    url TEXT NOT NULL,
-    body BLOB NOT NULL,
-    headers TEXT NOT NULL DEFAULT '',
-    priority INTEGER NOT NULL,
-    min_interval_s REAL NOT NULL,
-    agent TEXT NOT NULL,
-    action TEXT NOT NULL,
-    anomaly_id TEXT NOT NULL,
-    created_s REAL NOT NULL,
-    next_attempt_s REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'pending',
-    last_status INTEGER,
-    last_error TEXT NOT NULL DEFAULT '',
-    finished_s REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, destination, seq);
-"""
-_COLUMNS = (
-    "seq, webhook_id, destination, target, url, body, priority, min_interval_s, agent, action,"
-    " anomaly_id, created_s, next_attempt_s, attempts"
-)
-
 
 # Transient answers only. 501 (Not Implemented, e.g. an agent with no rollback handler) and 505
 # will not change on a retry, so they fail like other refusals.
@@ -90,24 +69,6 @@ class _Breaker:
     failures: int = 0
     open_until_s: float = 0.0
     last_sent_s: float = float("-inf")
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    seq: int
-    webhook_id: str
-    destination: str
-    target: str
-    url: str
-    body: bytes
-    priority: int
-    min_interval_s: float
-    agent: str
-    action: str
-    anomaly_id: str
-    created_s: float
-    next_attempt_s: float
-    attempts: int
 
 
 class Outbox:
@@ -161,14 +122,7 @@ class Outbox:
         self._on_delivery = on_delivery
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path), check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._store = OutboxStore(path)  # guarded by _lock
         self._breakers: dict[str, _Breaker] = {}
         self._in_flight: set[str] = set()
         self._stop = threading.Event()
@@ -182,41 +136,15 @@ class Outbox:
     def enqueue(self, message: OutboundMessage) -> bool:
         """Store ``message`` durably; True when new, False when its webhook-id is already stored."""
         now = self._clock()
-        headers = "\n".join(f"{k}: {v}" for k, v in message.headers.items())
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO outbox (webhook_id, destination, target, url, body, headers,"
-                " priority, min_interval_s, agent, action, anomaly_id, created_s, next_attempt_s)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.webhook_id,
-                    message.destination,
-                    message.target,
-                    message.url,
-                    message.body,
-                    headers,
-                    message.priority,
-                    message.min_interval_s,
-                    message.agent,
-                    message.action,
-                    message.anomaly_id,
-                    now,
-                    now,
-                ),
-            )
-            added = cursor.rowcount == 1
+            added = self._store.insert(message, now)
             self._wake.notify_all()
         return added
 
     # --- delivery ----------------------------------------------------------------------------
 
-    def _claim(self, now: float) -> _Row | None:
-        rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE seq IN (SELECT MIN(seq) FROM outbox"
-            " WHERE state = 'pending' GROUP BY destination) ORDER BY priority, seq"
-        ).fetchall()
-        for raw in rows:
-            row = _Row(*raw)
+    def _claim(self, now: float) -> OutboxRow | None:
+        for row in self._store.heads():
             breaker = self._breakers.setdefault(row.destination, _Breaker())
             if (
                 row.destination in self._in_flight
@@ -230,12 +158,8 @@ class Outbox:
         return None
 
     def _next_due(self, now: float) -> float | None:
-        rows = self._db.execute(
-            "SELECT destination, MIN(next_attempt_s), MIN(min_interval_s) FROM outbox"
-            " WHERE state = 'pending' GROUP BY destination"
-        ).fetchall()
         due: list[float] = []
-        for destination, next_attempt, interval in rows:
+        for destination, next_attempt, interval in self._store.due_by_destination():
             breaker = self._breakers.get(destination, _Breaker())
             due.append(max(next_attempt, breaker.open_until_s, breaker.last_sent_s + interval))
         return min(due, default=None)
@@ -259,7 +183,7 @@ class Outbox:
             done.append(self._attempt(row))
         return done
 
-    def _attempt(self, row: _Row) -> Delivery:
+    def _attempt(self, row: OutboxRow) -> Delivery:
         started = self._clock()
         status: int | None = None
         retry_after: float | None = None
@@ -311,23 +235,21 @@ class Outbox:
                     if retry_after is not None
                     else self.policy.backoff_s(attempts, self._rng)
                 )
-                self._db.execute(
-                    "UPDATE outbox SET attempts = ?, next_attempt_s = ?, last_status = ?,"
-                    " last_error = ? WHERE seq = ?",
-                    (attempts, finished + wait, status, error, row.seq),
+                self._store.reschedule(
+                    row.seq,
+                    attempts=attempts,
+                    next_attempt_s=finished + wait,
+                    status=status,
+                    error=error,
                 )
             else:
-                self._db.execute(
-                    "UPDATE outbox SET attempts = ?, state = ?, last_status = ?, last_error = ?,"
-                    " finished_s = ? WHERE seq = ?",
-                    (
-                        attempts,
-                        STATE_DELIVERED if verdict == OK else STATE_FAILED,
-                        status,
-                        error,
-                        finished,
-                        row.seq,
-                    ),
+                self._store.finish(
+                    row.seq,
+                    attempts=attempts,
+                    state=STATE_DELIVERED if verdict == OK else STATE_FAILED,
+                    status=status,
+                    error=error,
+                    finished_s=finished,
                 )
             self._wake.notify_all()
         if verdict == FAIL:
@@ -363,28 +285,12 @@ class Outbox:
     def pending(self) -> int:
         """How many messages are not yet delivered nor failed."""
         with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
-            ).fetchone()
-        return int(count)
+            return self._store.count_pending()
 
     def messages(self, state: str | None = None) -> list[dict[str, Any]]:
         """Stored messages (without URL and body), oldest first, for the API and tests."""
-        query = (
-            "SELECT webhook_id, destination, target, agent, action, anomaly_id, attempts, state,"
-            " last_status, last_error FROM outbox"
-        )
-        params: tuple[str, ...] = ()
-        if state is not None:
-            query += " WHERE state = ?"
-            params = (state,)
-        names = (
-            "webhook_id", "destination", "target", "agent", "action", "anomaly_id", "attempts",
-            "state", "last_status", "last_error",
-        )  # fmt: skip
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY seq", params).fetchall()
-        return [dict(zip(names, row, strict=True)) for row in rows]
+            return self._store.messages(state)
 
     def prune(self, retention_s: float = 7 * 24 * 3600.0) -> int:
         """Delete delivered and failed messages finished more than ``retention_s`` ago.
@@ -399,11 +305,7 @@ class Outbox:
             )
         cutoff = self._clock() - retention_s
         with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM outbox WHERE state != 'pending' AND finished_s < ?", (cutoff,)
-            )
-            self._db.commit()
-        return int(cursor.rowcount)
+            return self._store.delete_finished_before(cutoff)
 
     def breaker_open(self, destination: str) -> bool:
         """True while ``destination``'s breaker holds its messages back."""
@@ -443,9 +345,7 @@ class Outbox:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while True:
-                (count,) = self._db.execute(
-                    "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
-                ).fetchone()
+                count = self._store.count_pending()
                 left = deadline - time.monotonic()
                 if not count:
                     return True
@@ -466,6 +366,6 @@ class Outbox:
         """Shut down, close the database and the HTTP client if this instance made it."""
         self.shutdown()
         with self._lock:
-            self._db.close()
+            self._store.close()
         if self._owns_client:
             self._client.close()
