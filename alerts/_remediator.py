@@ -3,7 +3,8 @@
 Breaker state lives in :class:`AgentBreakers` (persisted when given a path). With an
 :class:`Outbox`, every command is stored durably under a webhook-id derived from the decision (the
 agent's transition number, the anomaly), so a replay after a crash is never sent twice; without
-one, commands go through the :class:`Dispatcher`'s control lane as before.
+one, commands go through the :class:`Dispatcher`'s control lane as before. How commands and
+notifications are sent and their outcomes reported is ``_remediation_delivery``'s part.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from ._anomaly import AnomalyLike
 from ._breaker import AgentBreakers, BreakerStatus, Transition
 from ._control import ControlCommand, ControlSender
 from ._delivery import Delivery
-from ._dispatcher import LANE_CONTROL, LANE_NOTIFY, Dispatcher
-from ._notification import PRIORITY_CONTROL, OutboundMessage, stable_id
+from ._dispatcher import Dispatcher
 from ._outbox import Outbox
 from ._policy import RemediationPolicy
 from ._recovery import (
@@ -39,11 +39,12 @@ from ._recovery import (
     checkpoint_before,
     latest_checkpoint,
 )
+from ._remediation_delivery import NO_CONTROL_URL, RemediationDelivery, control_webhook_id
 from ._slack import Notification, Receiver
 
-logger = logging.getLogger(__name__)
+__all__ = ["NO_CONTROL_URL", "Remediator"]
 
-NO_CONTROL_URL = "agent has no control URL yet"
+logger = logging.getLogger(__name__)
 
 
 class Remediator:
@@ -91,12 +92,15 @@ class Remediator:
         on_incident: Callable[[Incident], None] | None = None,
     ) -> None:
         self.policy = policy
-        self._control = control_client
-        self._slack = slack
-        self._dispatcher = dispatcher
-        self._on_delivery = on_delivery
+        self._delivery = RemediationDelivery(
+            control_client,
+            slack=slack,
+            dispatcher=dispatcher,
+            outbox=outbox,
+            on_delivery=on_delivery,
+            clock=clock,
+        )
         self._clock = clock
-        self._outbox = outbox
         self._checkpoints = checkpoints
         self._on_incident = on_incident
         self.breakers = breakers if breakers is not None else AgentBreakers(clock=clock)
@@ -106,16 +110,12 @@ class Remediator:
         self._lock = threading.Lock()
         self._urls: dict[str, str] = {}
         self._standbys: dict[str, tuple[str, str]] = {}
-        # Agents whose current breaker state was decided but never queued for delivery.
-        self._unpushed: set[str] = set()
         self._rolled_back: set[str] = set()
-        self._dropped = 0
 
     @property
     def dropped_total(self) -> int:
         """Deliveries not attempted because a dispatcher queue was full or shut down."""
-        with self._lock:
-            return self._dropped
+        return self._delivery.dropped_total
 
     def breaker_state(self, agent: str) -> str:
         """Return the state ``agent`` should apply (``"closed"`` when never opened)."""
@@ -155,8 +155,8 @@ class Remediator:
                 sent = self._handle_rollback(anomaly, command)
             if sent is not None:
                 issued.append(sent)
-        if self._slack is not None:
-            self._dispatch_notification(Notification.from_anomaly(anomaly))
+        if self._delivery.slack is not None:
+            self._delivery.notify(Notification.from_anomaly(anomaly))
         return issued
 
     def _handle_breaker(
@@ -168,8 +168,7 @@ class Remediator:
             self._open_incident(agent, "breaker", command.anomaly_id, now)
             return None if t.shadow else self._transition_command(t)
         state = self.breakers.state(agent)
-        with self._lock:
-            replay = control_url is not None and agent in self._unpushed
+        replay = control_url is not None and self._delivery.unpushed(agent)
         if replay and state in (BREAKER_OPEN, BREAKER_FORCED_OPEN):
             # Decided while the agent had no URL: push it now that it has one.
             status = self.breakers.status(agent)
@@ -212,11 +211,11 @@ class Remediator:
         )
         decision = f"rollback:{anomaly.id}"
         self._send(rollback, decision)
-        if self._outbox is not None:  # ids are stable only through the outbox
+        if self._delivery.outbox is not None:  # ids are stable only through the outbox
             with self._lock:
                 self._rollbacks[anomaly.agent] = {
                     "checkpoint_id": checkpoint.checkpoint_id,
-                    "webhook_id": stable_id("control", anomaly.agent, decision),
+                    "webhook_id": control_webhook_id(anomaly.agent, decision),
                     "reason": rollback.reason,
                     "anomaly_id": anomaly.id,
                 }
@@ -310,12 +309,7 @@ class Remediator:
         Blocks up to about ``timeout_s``; the clients' shutdown (when they have one) interrupts
         deliveries still retrying after that. Idempotent. An outbox is left to its owner.
         """
-        self._dispatcher.force_flush(timeout_s)
-        for client in (self._control, self._slack):
-            stop = getattr(client, "shutdown", None)
-            if callable(stop):
-                stop()
-        self._dispatcher.shutdown(timeout_s=timeout_s)
+        self._delivery.shutdown(timeout_s)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -353,122 +347,7 @@ class Remediator:
 
     def _send(self, command: ControlCommand, decision: str, *, url: str | None = None) -> None:
         url = url if url is not None else self._url(command.agent)
-        if self._outbox is None or url is None:
-            self._dispatch_control(command, url)
-            return
-        message = OutboundMessage(
-            webhook_id=stable_id("control", command.agent, decision),
-            destination=f"control:{command.agent}",
-            target="control",
-            url=url,
-            body=command.to_body(),
-            priority=PRIORITY_CONTROL,
-            agent=command.agent,
-            action=_tag(command)[1],
-            anomaly_id=command.anomaly_id,
-        )
-        self._outbox.enqueue(message)
-        with self._lock:
-            self._unpushed.discard(command.agent)
-
-    def _dispatch_control(self, command: ControlCommand, control_url: str | None) -> None:
-        if control_url is None:
-            with self._lock:
-                self._unpushed.add(command.agent)
-            logger.warning(
-                "%s %s for agent %s not sent: %s",
-                command.type,
-                command.state or command.checkpoint_id,
-                command.agent,
-                NO_CONTROL_URL,
-            )
-            self._report(self._failure("control", NO_CONTROL_URL), _tag(command))
-            return
-        url = control_url
-        queued = self._dispatcher.submit(
-            LANE_CONTROL,
-            lambda: self._control.send(url, command),
-            self._on_control_result(command),
-            key=command.agent,
-        )
-        with self._lock:
-            if queued:
-                self._unpushed.discard(command.agent)
-            else:
-                self._unpushed.add(command.agent)
-                self._dropped += 1
-        if not queued:
-            logger.warning(
-                "control queue full; %s for agent %s dropped", command.type, command.agent
-            )
-            self._report(self._failure("control", "control queue full"), _tag(command))
-
-    def _dispatch_notification(self, notification: Notification) -> None:
-        slack = self._slack
-        assert slack is not None
-        tag = (notification.agent, "notify", notification.anomaly_id)
-        queued = self._dispatcher.submit(
-            LANE_NOTIFY,
-            lambda: slack.send(notification),
-            lambda delivery: self._on_notify_result(delivery, tag),
-        )
-        if not queued:
-            with self._lock:
-                self._dropped += 1
-            logger.warning("notify queue full; notification %s dropped", notification.anomaly_id)
-            self._report(self._failure("slack", "notify queue full"), tag)
-
-    def _on_control_result(self, command: ControlCommand) -> Callable[[Delivery], None]:
-        def on_result(delivery: Delivery) -> None:
-            if not delivery.ok:
-                logger.warning(
-                    "%s for agent %s failed after %d attempts (webhook-id %s): %s",
-                    command.type,
-                    command.agent,
-                    delivery.attempts,
-                    delivery.webhook_id,
-                    delivery.error,
-                )
-            self._report(delivery, _tag(command))
-
-        return on_result
-
-    def _on_notify_result(self, delivery: Delivery, tag: tuple[str, str, str]) -> None:
-        if not delivery.ok:
-            logger.warning(
-                "slack notification failed after %d attempts: %s", delivery.attempts, delivery.error
-            )
-        self._report(delivery, tag)
-
-    def _failure(self, target: str, error: str) -> Delivery:
-        now = self._clock()
-        return Delivery(
-            target=target,
-            webhook_id="",
-            attempts=0,
-            status_code=None,
-            ok=False,
-            error=error,
-            started_ns=now,
-            finished_ns=now,
-        )
-
-    def _report(self, delivery: Delivery, tag: tuple[str, str, str]) -> None:
-        if self._on_delivery is None:
-            return
-        agent, action, anomaly_id = tag
-        try:
-            self._on_delivery(
-                dataclasses.replace(delivery, agent=agent, action=action, anomaly_id=anomaly_id)
-            )
-        except Exception:
-            logger.exception("on_delivery callback failed")
-
-
-def _tag(command: ControlCommand) -> tuple[str, str, str]:
-    """(agent, action, anomaly id) of a control command, for its delivery record."""
-    action = f"{command.type}:{command.state or command.checkpoint_id}"
-    return command.agent, action, command.anomaly_id
+        self._delivery.send_command(command, decision, url)
 
 
 def _newest_step(lookup: CheckpointLookup, agent: str) -> int:
