@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._postmortem import Report
+    from ._postmortem_report import Report
 
 NS = 1_000_000_000
 
