@@ -26,10 +26,16 @@ class ActivityDropDetector:
     largest Poisson rate-function surprise of seeing ``c`` actions where ``mu`` were expected,
     divided by the dispersion: ``(mu - c + c ln(c / mu)) / dispersion`` nats for ``c < mu``
     (``mu / dispersion`` for ``c = 0``, a stall). Actions score 0.0. The score is 0.0 until
-    ``warmup_periods`` periods are learned (unless :meth:`beat` is given a ``fallback``). A
-    period that scores at least ``learn_below_nats`` is not learned, so a drop does not teach the
-    baseline that it is normal; nor is a period far above the usual rate (a spike), for up to
-    ``hold_periods`` in a row.
+    ``warmup_periods`` periods are learned (unless :meth:`beat` is given a ``fallback``).
+
+    Once warm, a period is learned only when it leaves the look-back (``periods`` heartbeats
+    later, or when a non-running status ends the look-back), so the baseline a look-back is
+    judged against never contains that look-back's own periods: a slow agent's drop (a few
+    actions per period, a fraction of a nat each) needs many periods to add up, and a baseline
+    learning each of them as it closes would follow the drop down before it added up. A period
+    leaving while the look-back scores at least ``learn_below_nats`` is not learned, so a drop
+    does not teach the baseline that it is normal; nor is a period far above the usual rate (a
+    spike), for up to ``hold_periods`` in a row.
 
     State: the baseline (four floats), the counts of the last ``periods`` periods and the current
     one's, with the ``fallback`` each opened with: under a KiB. O(1) per action, O(``periods``)
@@ -41,6 +47,10 @@ class ActivityDropDetector:
         warmup_periods: Learned periods before scores are given.
         learn_below_nats: Periods scoring at or above this are not learned.
         hold_periods: Most outlier periods in a row kept out of the baseline.
+        max_share: A look-back scores only when it saw at most this share of the actions
+            expected: a drop is a fall to a fraction of the usual rate, not a slow hour (over
+            a minute of a busy agent, 30 % fewer actions than usual is already improbable
+            under a Poisson model, and common on a real one's load cycle).
 
     Example:
         >>> from agentwatch.detectors import ActivityDropDetector
@@ -67,11 +77,13 @@ class ActivityDropDetector:
         "_n",
         "_open",
         "_rate",
+        "_unlearned",
         "_var_count",
         "alpha",
         "count",
         "hold_periods",
         "learn_below_nats",
+        "max_share",
         "periods",
         "warmup_periods",
     )
@@ -81,8 +93,9 @@ class ActivityDropDetector:
         periods: int = 16,
         alpha: float = 0.05,
         warmup_periods: int = 10,
-        learn_below_nats: float = 6.0,
+        learn_below_nats: float = 12.0,
         hold_periods: int = 30,
+        max_share: float = 0.5,
     ) -> None:
         if periods < 2:
             raise ValueError(f"periods must be >= 2, got {periods}")
@@ -90,6 +103,8 @@ class ActivityDropDetector:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if warmup_periods < 1:
             raise ValueError(f"warmup_periods must be >= 1, got {warmup_periods}")
+        if not 0 < max_share < 1:
+            raise ValueError(f"max_share must be in (0, 1), got {max_share}")
         if not learn_below_nats > 0:
             raise ValueError(f"learn_below_nats must be > 0, got {learn_below_nats}")
         self.periods = periods
@@ -97,6 +112,7 @@ class ActivityDropDetector:
         self.warmup_periods = warmup_periods
         self.learn_below_nats = learn_below_nats
         self.hold_periods = hold_periods
+        self.max_share = max_share
         self._held = 0  # outlier periods in a row, not learned
         self.count = 0  # actions since the last heartbeat (learn_one's count)
         self._base = 0  # the caller's action total at the last heartbeat (beat's ``actions``)
@@ -111,6 +127,7 @@ class ActivityDropDetector:
         self._mean_count = 0.0
         self._var_count = 0.0
         self._n = 0
+        self._unlearned = 0  # the newest periods of the look-back not learned yet
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -124,6 +141,8 @@ class ActivityDropDetector:
                 **{"_counts": [], "_lengths": [], "_bases": [], "_open": (0.0, 0.0)},
                 "_acted": _OWN_ACTIONS,
             }
+        # pickled when every period was learned at once, and any shortfall scored
+        state = {"_unlearned": 0, "max_share": 0.5, **state}
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -189,8 +208,7 @@ class ActivityDropDetector:
             return 0.0, 0, 0.0, 0.0  # a duplicate or late beat: nothing closes, keep counting
         counts, lengths, bases = self._with_period(t, status)
         score, seen, expected, span = self._surprise(counts, lengths, bases, fallback)
-        if counts:
-            self._maybe_learn(counts[-1], lengths[-1], score)
+        self._learn_closed(counts, lengths, score)
         self._counts, self._lengths, self._bases = counts, lengths, bases
         if self._acted < _OWN_ACTIONS:
             self._acted += max(self.count, 0)
@@ -208,6 +226,28 @@ class ActivityDropDetector:
         in the look-back for up to ``periods`` heartbeats, do not raise it a second time.
         """
         self._counts, self._lengths, self._bases = [], [], []
+        self._unlearned = 0  # the drop's periods: not to be learned
+
+    def _learn_closed(self, counts: list[int], lengths: list[float], score: float) -> None:
+        """Learns what a heartbeat closed: the new period (``counts[-1]``) at once while not
+        warm; once warm, the period the look-back drops (when it is full) or, when a non-running
+        status empties it, every period not learned yet."""
+        old_counts, old_lengths, pending = self._counts, self._lengths, self._unlearned
+        if not counts:  # the look-back ends: its periods are no longer judged
+            for k in range(min(pending, len(old_counts)), 0, -1):
+                self._maybe_learn(old_counts[-k], old_lengths[-k], score)
+            self._unlearned = 0
+            return
+        if counts is old_counts:  # a duplicate or late beat: nothing closed
+            return
+        if len(old_counts) == self.periods and pending >= self.periods:
+            self._maybe_learn(old_counts[0], old_lengths[0], score)
+            pending -= 1
+        if self._n < self.warmup_periods:
+            self._maybe_learn(counts[-1], lengths[-1], score)
+        else:
+            pending += 1
+        self._unlearned = min(pending, len(counts))
 
     def _with_period(
         self, t: float, status: str
@@ -259,17 +299,14 @@ class ActivityDropDetector:
             span += lengths[-k]
             if k < 2:
                 continue
-            other = bases[-k] if bases[-k][0] > 0 else now
-            rate, dispersion = other if other[0] > own[0] else own
-            if rate <= 0:
-                continue
-            expected = rate * span
-            if seen >= expected:
-                continue
-            nats = expected - seen + (seen * math.log(seen / expected) if seen else 0.0)
-            nats /= dispersion
-            if nats > best[0]:
-                best = (nats, seen, expected, span)
+            for rate, dispersion in (own, bases[-k] if bases[-k][0] > 0 else now):
+                expected = rate * span
+                if rate <= 0 or seen > self.max_share * expected:  # no estimate, or no drop
+                    continue
+                nats = expected - seen + (seen * math.log(seen / expected) if seen else 0.0)
+                nats /= dispersion
+                if nats > best[0]:
+                    best = (nats, seen, expected, span)
         return best
 
     def _maybe_learn(self, count: int, length: float, score: float) -> None:
@@ -299,5 +336,5 @@ class ActivityDropDetector:
         return (
             f"ActivityDropDetector(periods={self.periods}, alpha={self.alpha}, "
             f"warmup_periods={self.warmup_periods}, learn_below_nats={self.learn_below_nats}, "
-            f"hold_periods={self.hold_periods})"
+            f"hold_periods={self.hold_periods}, max_share={self.max_share})"
         )

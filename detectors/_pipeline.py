@@ -67,9 +67,9 @@ class DetectorPipeline(FamilyHandlers):
       ends, and the pipeline re-arms, when a window closes scoring below ``rate_warning_z`` or
       more than three windows pass without an action. The onset is the start of the window.
     * ``action_drop`` / ``action_stall`` (WARNING only): a heartbeat finds the recent running
-      periods' actions ``drop_warning_nats`` below the agent's usual rate (``action_stall`` when
-      none at all); once per excursion, re-armed by a heartbeat scoring below it. Onset: the
-      start of the look-back.
+      periods' actions ``drop_warning_nats`` below the agent's usual rate, and at most half of
+      it (``action_stall`` when none at all); once per excursion, re-armed by a heartbeat
+      scoring below it. Onset: the start of the look-back.
     * ``decision_drift``: one tool's recent share is ``drift_warning_nats`` (WARNING) or
       ``drift_critical_nats`` (CRITICAL) above its baseline share; re-armed when that tool's recent
       share falls back below the scoring minimum.

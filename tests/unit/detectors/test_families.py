@@ -250,3 +250,62 @@ def test_a_drop_raised_once_is_not_raised_again_by_its_own_periods() -> None:
             t += rng.expovariate(3.0)
             pipeline.process(AgentEvent("a", "c", EventKind.ACTION, round(t * NS), key="k"))
     assert found == ["action_stall"]
+
+
+def _poisson_periods(
+    detector: ActivityDropDetector, t0: int, t1: int, per_s: float, every_s: int = 2
+) -> float:
+    """Heartbeats every ``every_s`` from ``t0`` to ``t1``, Poisson actions at ``per_s`` between."""
+    rng = random.Random(t0)
+    best = 0.0
+    for t in range(t0, t1, every_s):
+        best = max(best, detector.beat(float(t), "running")[0])
+        # Poisson by counting exponential arrivals within the period
+        arrival, count = rng.expovariate(per_s), 0
+        while arrival < every_s:
+            count += 1
+            arrival += rng.expovariate(per_s)
+        detector.count += count
+    return best
+
+
+def test_a_slow_agents_drop_adds_up_before_its_baseline_follows_it() -> None:
+    # 1.25 actions/s, then 18 % of that: a fraction of a nat per period, which the baseline
+    # used to learn period by period (to 0.3/s) before the look-back added up to a warning.
+    detector = ActivityDropDetector()
+    assert _poisson_periods(detector, 0, 600, 1.25) < 12
+    usual = detector.rate
+    assert _poisson_periods(detector, 600, 700, 0.225) > 12
+    assert detector.rate > 0.8 * usual  # the drop's periods were kept out of the baseline
+
+
+def test_a_slower_hour_is_not_a_drop() -> None:
+    # 70 % of a busy agent's usual rate, over 80 s of 5 s heartbeats: improbable (~16 nats)
+    # under Poisson counts, but not a drop.
+    detector = ActivityDropDetector()
+    _poisson_periods(detector, 0, 600, 3.5, every_s=5)
+    assert _poisson_periods(detector, 600, 1200, 2.4, every_s=5) < 12
+    assert detector.rate == pytest.approx(2.4, rel=0.15)  # and it is learned
+
+
+def test_the_fallback_still_scores_when_the_agents_own_dispersion_is_huge() -> None:
+    # A bursty agent's own baseline can carry a huge dispersion (sessions' edges, a past
+    # spike) and a higher rate than the action-rate estimate: that must not hide a stall.
+    detector = ActivityDropDetector(warmup_periods=3)
+    for beat, count in enumerate([0, 0, 150]):
+        detector.beat(5.0 * beat, "running", (2.0, 2.0))
+        detector.count += count
+    detector.beat(15.0, "running", (2.0, 2.0))
+    assert detector.rate > 2.0  # its own estimate is the higher one, dispersion 100
+    best = max(detector.beat(5.0 * b, "running", (2.0, 2.0))[0] for b in range(4, 20))
+    assert best > 12
+
+
+def test_a_drop_snapshot_from_before_delayed_learning_restores() -> None:
+    detector = ActivityDropDetector()
+    _activity(detector, range(60), 3, "running")
+    state = detector.__getstate__()
+    del state["_unlearned"], state["max_share"]
+    old = ActivityDropDetector.__new__(ActivityDropDetector)
+    old.__setstate__(state)
+    assert _activity(old, range(60, 75), 0, "running") > 12
