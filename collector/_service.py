@@ -1,29 +1,26 @@
 """The agentwatch service: storage, detection and remediation wired into one process.
 
 Path of a batch: ``ingest`` queues its rows for ClickHouse (``TableWriter``) and its normalized
-events for the detection thread, which runs the per-agent detectors, records each anomaly and
-hands it to the remediator (control webhooks, Slack). Listeners let the CLI's demo and tests
-watch anomalies and deliveries as they happen.
+events for the detection thread (``_detection``), which runs the per-agent detectors; the
+service records each anomaly and hands it to the remediator (control webhooks, Slack). Listeners
+let the CLI's demo and tests watch anomalies and deliveries as they happen.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentwatch.alerts import Delivery, Incident, Transition
-from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
-from agentwatch.sdk import semconv
+from agentwatch.detectors import Anomaly, DetectorPipeline
 
 from ._decode_pool import DecoderPool, Observation
+from ._detection import Detection
 from ._drain import SpoolDrain
-from ._liveness import AgentCount, missed_heartbeat
 from ._metrics import COUNTER_METRICS, SIGNAL_KINDS, ServiceMetrics
 from ._native import Block
 from ._otlp import Limits
@@ -142,12 +139,6 @@ class Service:
         )
         self.metrics.queue_depth.set_function(lambda: self.span_writer.pending_rows)
         self.registry = AgentRegistry()
-        self.pipeline = DetectorPipeline(clock=clock)
-        self._pipeline_lock = threading.Lock()  # the detect thread vs. snapshot and restore
-        snapshot = settings.detector_snapshot_path
-        if snapshot is not None and snapshot.exists():
-            restored = self.pipeline.restore(snapshot.read_bytes(), merge=False)
-            logger.info("restored detector state of %d agents from %s", restored, snapshot)
         self.response = Response(
             settings,
             self.storage,
@@ -159,15 +150,20 @@ class Service:
         self.remediator = self.response.remediator
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        # Bounded by events, not batches: a backlog of 250,000 events (about 5 s at 50,000
-        # spans/s) holds ~100 MiB; past it, events are counted as not scored and dropped.
-        self._events: queue.Queue[list[Observation] | None] = queue.Queue()
-        self._queued_events = 0
-        self._detector = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
         self._anomaly_listeners: list[AnomalyListener] = []
         self._delivery_listeners: list[DeliveryListener] = []
         self._lock = threading.Lock()
         self._started = False
+        self.detection = Detection(
+            settings,
+            clock=clock,
+            registry=self.registry,
+            response=self.response,
+            on_anomaly=self._on_anomaly,
+            on_dropped=functools.partial(self.count, "detection_events_dropped"),
+            lock=self._lock,  # also guards the detection backlog's count
+        )
+        self._pipeline_lock = self.detection.pipeline_lock  # tests hold it to stall detection
         self.metrics.agents.set_function(lambda: len(self.registry))
         self.counters: dict[str, int] = {
             "spans_received": 0,
@@ -203,7 +199,7 @@ class Service:
         for writer in self._writers:
             writer.start()
         self.signals.start()
-        self._detector.start()
+        self.detection.start()
         self.response.start()
         self._maintenance.start()
 
@@ -220,9 +216,7 @@ class Service:
             self._started = False
         self._stop.set()
         self._maintenance.join(timeout_s)
-        self._events.put(None)
-        self._detector.join(timeout_s)
-        self._write_snapshot()
+        self.detection.shutdown(timeout_s)  # and saves the detectors' learned state
         self.response.shutdown(timeout_s)
         for writer in self._writers:
             writer.shutdown(timeout_s)
@@ -259,16 +253,7 @@ class Service:
         self.span_writer.submit(seq, block)
         self.count("spans_accepted", block.rows)
         # The acknowledgement waits for nothing else: the detection thread makes the events.
-        with self._lock:
-            full = self._queued_events + len(observations) > MAX_QUEUED_EVENTS
-            if not full:
-                self._queued_events += len(observations)
-        if full:
-            # The spans are stored; only their detection is skipped. Counted, never silent.
-            self.count("detection_events_dropped", len(observations))
-            logger.warning("detection queue full: %d events not scored", len(observations))
-        else:
-            self._events.put_nowait(observations)
+        self.detection.submit(observations, MAX_QUEUED_EVENTS)
         return True
 
     def ingest_signal(self, kind: str, parts: Mapping[str, tuple[list[list[Any]], bytes]]) -> bool:
@@ -311,67 +296,22 @@ class Service:
         return bool(found)
 
     # --- detection and remediation -----------------------------------------------------------
-    def _detect_loop(self) -> None:
-        while True:
-            batch = self._events.get()
-            try:
-                if batch is None:
-                    return
-                with self._pipeline_lock:
-                    self._detect(batch)
-            finally:
-                if batch:
-                    with self._lock:
-                        self._queued_events -= len(batch)
-                self._events.task_done()
+    @property
+    def pipeline(self) -> DetectorPipeline:
+        """The per-agent detectors; assign a new one only before traffic arrives."""
+        return self.detection.pipeline
 
-    def _detect(self, batch: list[Observation]) -> None:
-        observe = self.registry.observe
-        for fields, url, interval_s in batch:
-            event = AgentEvent(*fields)
-            observe(
-                event.agent,
-                event.service,
-                event.ts_ns,
-                heartbeat=event.kind is EventKind.HEARTBEAT,
-                control_url=url,
-                interval_s=interval_s,
-                status=event.key if event.kind is EventKind.HEARTBEAT else "",
-            )
-            if url:  # the kill switch and failover need it before any anomaly
-                self.remediator.set_control_url(event.agent, url)
-            try:
-                anomalies = self.pipeline.process(event)
-            except Exception:  # a detector bug must not stop detection of every agent
-                logger.exception("detector failed on an event of agent %s", event.agent)
-                continue
-            for anomaly in anomalies:
-                self._on_anomaly(anomaly)
-            if not anomalies and event.kind is EventKind.ACTION:
-                self.response.observe_action(event.agent)
+    @pipeline.setter
+    def pipeline(self, pipeline: DetectorPipeline) -> None:
+        self.detection.pipeline = pipeline
 
     def snapshot_detectors(self, agents: set[str] | None = None) -> bytes:
         """The detectors' learned state (of ``agents``, default all), for a restart or hand-off."""
-        with self._pipeline_lock:
-            return self.pipeline.snapshot(agents)
+        return self.detection.snapshot(agents)
 
     def restore_detectors(self, blob: bytes, *, merge: bool = True) -> int:
         """Load a snapshot (a hand-off merges by default); returns the agents it held."""
-        with self._pipeline_lock:
-            return self.pipeline.restore(blob, merge=merge)
-
-    def _write_snapshot(self) -> None:
-        path = self.settings.detector_snapshot_path
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as f:
-            f.write(self.snapshot_detectors())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-        logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
+        return self.detection.restore(blob, merge=merge)
 
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         self.count("anomalies")
@@ -407,21 +347,10 @@ class Service:
 
     def _maintain(self) -> None:
         """Once a second: breaker timers, alert group flushes, missed heartbeats, agent counts."""
-        agent_count = AgentCount(self.settings.heartbeat_misses)
         while not self._stop.wait(1.0):
             try:
                 self.response.tick()
-                now = self.clock()
-                agents = self.registry.all()
-                for info in agents:
-                    if info.status == semconv.STATUS_STOPPED:
-                        continue  # it said goodbye: its silence is no loss
-                    anomaly = missed_heartbeat(info, now, self.settings.heartbeat_misses)
-                    if anomaly is not None and self.registry.mark_lost(info.agent):
-                        self._on_anomaly(anomaly)
-                        self.remediator.heartbeat_lost(info.agent)
-                for anomaly in agent_count.tick(agents, now):
-                    self._on_anomaly(anomaly)  # a cohort's: the policy issues no command
+                self.detection.check_liveness(self.clock())
             except Exception:  # the maintenance loop must outlive any one failure
                 logger.exception("maintenance tick failed")
 
@@ -435,11 +364,7 @@ class Service:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until queued events are scored, deliveries made and rows stored."""
         deadline = time.monotonic() + timeout_s
-        # queue.Queue's own condition, notified as task_done() empties it: no polling.
-        with self._events.all_tasks_done:
-            ok = self._events.all_tasks_done.wait_for(
-                lambda: not self._events.unfinished_tasks, timeout_s
-            )
+        ok = self.detection.join(timeout_s)
         ok = self.response.flush(max(0.0, deadline - time.monotonic())) and ok
         for writer in self._writers:
             ok = writer.force_flush(max(0.0, deadline - time.monotonic())) and ok
@@ -469,4 +394,6 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _TS, _TRACE, _SPAN = _COL["Timestamp"], _COL["TraceId"], _COL["SpanId"]
 _NAME, _SERVICE = _COL["SpanName"], _COL["ServiceName"]
 
+# Bounded by events, not batches: a backlog of 250,000 events (about 5 s at 50,000 spans/s)
+# holds ~100 MiB; past it, events are counted as not scored and dropped. Read at each ingest.
 MAX_QUEUED_EVENTS = 250_000

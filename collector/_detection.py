@@ -1,0 +1,199 @@
+"""Detection: where the service's anomalies come from, apart from what is done about them.
+
+Two sources, both over the agent registry. The ``detect`` thread takes the normalized events
+that ``Service.ingest`` queues, records each agent in the registry and scores the events with
+the per-agent detectors (``DetectorPipeline``). The service's maintenance tick calls
+``check_liveness``, which judges silence: missed heartbeats per agent and each cohort's agent
+count (``_liveness``). Every anomaly goes to one callback; the service records it and hands it
+to the response. The detectors' learned state is loaded at construction and saved at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
+from agentwatch.sdk import semconv
+
+from ._decode_pool import Observation
+from ._liveness import AgentCount, missed_heartbeat
+from ._registry import AgentRegistry
+from ._response import Response
+from ._settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Detection:
+    """The ``detect`` thread and the liveness checks of one service.
+
+    Args:
+        settings: The service's; ``heartbeat_misses`` and ``detector_snapshot_path`` (learned
+            state restored from it here when the file exists, saved to it at shutdown).
+        clock: Wall clock in ns for the detectors' detection times.
+        registry: Agents, observed from every event; the liveness checks read it.
+        response: Told each agent's control URL, its normal actions and its lost heartbeats.
+        on_anomaly: Called with each anomaly, on the thread that found it.
+        on_dropped: Called with the number of events not scored because the backlog was full.
+        lock: Guards the count of queued events; the service passes its own lock.
+
+    ``pipeline`` holds the per-agent detectors; replace it only before traffic arrives.
+
+    Thread-safe: ``submit`` is called from request threads, ``check_liveness`` from the
+    maintenance thread alone. The detectors run on the ``detect`` thread under
+    ``pipeline_lock``, which snapshot and restore take as well.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        clock: Callable[[], int],
+        registry: AgentRegistry,
+        response: Response,
+        on_anomaly: Callable[[Anomaly], None],
+        on_dropped: Callable[[int], None],
+        lock: threading.Lock,
+    ) -> None:
+        self.heartbeat_misses = settings.heartbeat_misses
+        self.snapshot_path = settings.detector_snapshot_path
+        self.pipeline = DetectorPipeline(clock=clock)
+        self.pipeline_lock = threading.Lock()  # the detect thread vs. snapshot and restore
+        path = self.snapshot_path
+        if path is not None and path.exists():
+            restored = self.pipeline.restore(path.read_bytes(), merge=False)
+            logger.info("restored detector state of %d agents from %s", restored, path)
+        self.registry = registry
+        self.response = response
+        self.on_anomaly = on_anomaly
+        self.on_dropped = on_dropped
+        self._lock = lock
+        self._agent_count = AgentCount(self.heartbeat_misses)
+        # Bounded by events, not batches (see ``submit``); None stops the thread.
+        self._events: queue.Queue[list[Observation] | None] = queue.Queue()
+        self._queued_events = 0
+        self._thread = threading.Thread(target=self._detect_loop, name="detect", daemon=True)
+
+    def start(self) -> None:
+        """Start the ``detect`` thread."""
+        self._thread.start()
+
+    def submit(self, observations: list[Observation], max_events: int) -> None:
+        """Queue one request's events for scoring, without blocking.
+
+        Events that would put more than ``max_events`` in the backlog are dropped instead:
+        their spans are stored all the same, only their detection is skipped.
+        """
+        with self._lock:
+            full = self._queued_events + len(observations) > max_events
+            if not full:
+                self._queued_events += len(observations)
+        if full:
+            self.on_dropped(len(observations))  # counted, never silent
+            logger.warning("detection queue full: %d events not scored", len(observations))
+        else:
+            self._events.put_nowait(observations)
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until every queued event is scored; False on timeout."""
+        # queue.Queue's own condition, notified as task_done() empties it: no polling.
+        with self._events.all_tasks_done:
+            return self._events.all_tasks_done.wait_for(
+                lambda: not self._events.unfinished_tasks, timeout_s
+            )
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Score what is queued, stop the ``detect`` thread, then save the learned state.
+
+        Waits up to ``timeout_s`` for the thread, then blocks on writing the snapshot.
+        """
+        self._events.put(None)
+        self._thread.join(timeout_s)
+        self._write_snapshot()
+
+    def _detect_loop(self) -> None:
+        while True:
+            batch = self._events.get()
+            try:
+                if batch is None:
+                    return
+                with self.pipeline_lock:
+                    self._detect(batch)
+            finally:
+                if batch:
+                    with self._lock:
+                        self._queued_events -= len(batch)
+                self._events.task_done()
+
+    def _detect(self, batch: list[Observation]) -> None:
+        observe = self.registry.observe
+        for fields, url, interval_s in batch:
+            event = AgentEvent(*fields)
+            observe(
+                event.agent,
+                event.service,
+                event.ts_ns,
+                heartbeat=event.kind is EventKind.HEARTBEAT,
+                control_url=url,
+                interval_s=interval_s,
+                status=event.key if event.kind is EventKind.HEARTBEAT else "",
+            )
+            if url:  # the kill switch and failover need it before any anomaly
+                self.response.remediator.set_control_url(event.agent, url)
+            try:
+                anomalies = self.pipeline.process(event)
+            except Exception:  # a detector bug must not stop detection of every agent
+                logger.exception("detector failed on an event of agent %s", event.agent)
+                continue
+            for anomaly in anomalies:
+                self.on_anomaly(anomaly)
+            if not anomalies and event.kind is EventKind.ACTION:
+                self.response.observe_action(event.agent)
+
+    def check_liveness(self, now_ns: int) -> None:
+        """Report agents whose heartbeats stopped and cohorts that lost several at once.
+
+        Called once a tick by the maintenance thread, never concurrently.
+        """
+        agents = self.registry.all()
+        for info in agents:
+            if info.status == semconv.STATUS_STOPPED:
+                continue  # it said goodbye: its silence is no loss
+            anomaly = missed_heartbeat(info, now_ns, self.heartbeat_misses)
+            if anomaly is not None and self.registry.mark_lost(info.agent):
+                self.on_anomaly(anomaly)
+                self.response.remediator.heartbeat_lost(info.agent)
+        for anomaly in self._agent_count.tick(agents, now_ns):
+            self.on_anomaly(anomaly)  # a cohort's: the policy issues no command
+
+    # --- learned state -----------------------------------------------------------------------
+    def snapshot(self, agents: set[str] | None = None) -> bytes:
+        """The detectors' learned state (of ``agents``, default all).
+
+        Blocks while a batch is being scored.
+        """
+        with self.pipeline_lock:
+            return self.pipeline.snapshot(agents)
+
+    def restore(self, blob: bytes, *, merge: bool = True) -> int:
+        """Load a snapshot (merged by default); returns the agents it held."""
+        with self.pipeline_lock:
+            return self.pipeline.restore(blob, merge=merge)
+
+    def _write_snapshot(self) -> None:
+        """Save the learned state to ``snapshot_path`` atomically (fsync, then rename)."""
+        path = self.snapshot_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "wb") as f:
+            f.write(self.snapshot())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
