@@ -28,6 +28,10 @@ class ActionRateDetector:
         (count - mean) / scale,  (count + p1 - 2 mean) / (sqrt(2) scale),
         (count + p1 + p2 - 3 mean) / (sqrt(3) scale),  scale = max(std, sqrt(max(mean, 1)))
 
+    where ``mean`` is :attr:`baseline_mean`: the learned mean, or a slower mean of the same
+    counts (``slow_alpha``) when that is higher, so that an agent coming back to its usual rate
+    after a lull (a drop, a stall, a restart) is not a spike above the lull's low mean.
+
     The Poisson-like floor keeps a quiet agent from alarming on a couple of extra actions. Because
     the open window is scored, a spike is visible before its window closes; the sums over two and
     three windows make a spike of a slow agent (5x of 2 actions/s) visible within two or three.
@@ -37,8 +41,13 @@ class ActionRateDetector:
     :meth:`pause` marks the silence up to the next event as expected (the agent said it was idle):
     the empty windows it spans are not learned, so a bursty agent's baseline is its working rate.
 
-    This first cut scores spikes only: negative z-scores are clipped to 0.0. Drops, stalls and
-    level shifts come later. The score is 0.0 until ``warmup_windows`` windows have been learned.
+    Once warm, a closed window whose count, or whose sum with the two windows before it, is
+    more than ``clip_z`` scales above the baseline is held out of it (a slow agent's spike has
+    no single window far out, and a baseline learning its windows would follow it up).
+
+    Spikes only: negative z-scores are clipped to 0.0 (drops and stalls are
+    :class:`ActivityDropDetector`'s). The score is 0.0 until ``warmup_windows`` windows have
+    been learned.
 
     Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is a
     score of floats and ints, a few hundred bytes. Not thread-safe; no I/O, never blocks.
@@ -50,8 +59,10 @@ class ActionRateDetector:
         warmup_windows: Learned windows before scores are given.
         max_gap_windows: Most empty windows learned when events resume after a silence.
         clip_z: Once warm, a closed window's count above the baseline mean plus this many scales
+            (or its sum with the two before above three means plus ``sqrt(3)`` times as many)
             is an outlier: held out of the baseline, then learned as that limit.
         hold_windows: Most outlier windows in a row held out of the baseline.
+        slow_alpha: Fading factor of the slower mean, in (0, ``alpha``].
 
     Example:
         >>> from agentwatch.detectors import ActionRateDetector
@@ -79,11 +90,13 @@ class ActionRateDetector:
         "_paused",
         "_prev_count",
         "_prev_count2",
+        "_slow_mean",
         "_window",
         "alpha",
         "clip_z",
         "hold_windows",
         "max_gap_windows",
+        "slow_alpha",
         "warmup_windows",
         "window_s",
     )
@@ -96,6 +109,7 @@ class ActionRateDetector:
         max_gap_windows: int = 60,
         clip_z: float = 3.0,
         hold_windows: int = 30,
+        slow_alpha: float = 0.003,
     ) -> None:
         if not (window_s > 0 and math.isfinite(window_s)):
             raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
@@ -107,6 +121,8 @@ class ActionRateDetector:
             raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
         if not clip_z > 0:
             raise ValueError(f"clip_z must be > 0, got {clip_z}")
+        if not 0 < slow_alpha <= alpha:
+            raise ValueError(f"slow_alpha must be in (0, alpha], got {slow_alpha}")
         if hold_windows < 0:
             raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
         self.window_s = window_s
@@ -115,9 +131,11 @@ class ActionRateDetector:
         self.max_gap_windows = max_gap_windows
         self.clip_z = clip_z
         self.hold_windows = hold_windows
+        self.slow_alpha = slow_alpha
         self._held = 0  # consecutive windows held out of the baseline
         self._ew_mean = 0.0  # exponentially weighted mean of the learned counts
         self._ew_square = 0.0  # and of their squares
+        self._slow_mean = 0.0  # a slower mean of the same counts (the level before a lull)
         self._window: int | None = None
         self._count = 0
         self._n_windows = 0
@@ -137,6 +155,7 @@ class ActionRateDetector:
         "clip_z": 1e9,  # version 1 detectors learned every count as it was
         "hold_windows": 0,
         "_held": 0,
+        "slow_alpha": 0.003,
     }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -146,6 +165,8 @@ class ActionRateDetector:
         if isinstance(state, tuple):  # default slotted pickling: (None, slots)
             state = state[1]
         state = {**self._PICKLED_DEFAULTS, **state}
+        if "_slow_mean" not in state:  # pickled before the slow mean: start it at the mean
+            state["_slow_mean"] = state.get("_ew_mean", 0.0)
         if "_mean" in state:  # pickled before the statistics were floats: river's objects
             mean, var = state.pop("_mean"), state.pop("_var")
             state["_ew_mean"] = float(mean.get())
@@ -222,6 +243,7 @@ class ActionRateDetector:
         """Adopt ``other``'s learned baseline (not its open window): a new agent of a cohort
         starts from a cohort member's normal instead of being blind for its warm-up."""
         self._ew_mean, self._ew_square = other._ew_mean, other._ew_square
+        self._slow_mean = other._slow_mean
         self._n_windows = other._n_windows
         self._base_mean, self._base_std = other._base_mean, other._base_std
         self._base_scale = other._base_scale
@@ -234,8 +256,14 @@ class ActionRateDetector:
         # in a row, so that a spike is not learned as normal within a few windows (it would
         # inflate the variance first); past that, a lasting shift is learned, winsorized.
         count: float = self._count
-        limit = self._base_mean + self.clip_z * self._base_scale
-        if self._n_windows >= self.warmup_windows and count > limit:
+        mean, scale = self._base_mean, self._base_scale
+        limit = mean + self.clip_z * scale
+        if self._n_windows >= self.warmup_windows and (
+            count > limit
+            # a slow agent's spike: no window far out, but its sum with the two before it is
+            or count + self._prev_count + self._prev_count2 - 3 * mean
+            > self.clip_z * _SQRT3 * scale
+        ):
             self._held += 1
             count = -1.0 if self._held <= self.hold_windows else limit
         else:
@@ -251,7 +279,10 @@ class ActionRateDetector:
         mean = self._ew_mean
         var = self._ew_square - mean * mean
         std = math.sqrt(var) if var > 0.0 else 0.0
-        self._base_mean, self._base_std = mean, std
+        self._base_std = std
+        if self._slow_mean > mean:  # after a lull, the usual level is the one to be above
+            mean = self._slow_mean
+        self._base_mean = mean
         floor = math.sqrt(mean) if mean > 1.0 else 1.0
         self._base_scale = std if std > floor else floor
 
@@ -267,7 +298,7 @@ class ActionRateDetector:
         count = self.count_one(x)
         if self._n_windows < self.warmup_windows:
             return 0.0
-        mean = self._ew_mean
+        mean = self.baseline_mean
         scale = max(self.std, math.sqrt(max(mean, 1.0)))
         return self._z(count, self.window_one(x), mean, scale)
 
@@ -323,6 +354,12 @@ class ActionRateDetector:
         return self._ew_mean
 
     @property
+    def baseline_mean(self) -> float:
+        """The mean scores are computed against: the learned mean, or the slower mean when
+        that is higher (after a lull, the usual level is the one a spike must be above)."""
+        return max(self._ew_mean, self._slow_mean)
+
+    @property
     def std(self) -> float:
         """Learned standard deviation of per-window counts (without the Poisson floor)."""
         return math.sqrt(max(self._ew_square - self._ew_mean * self._ew_mean, 0.0))
@@ -337,13 +374,16 @@ class ActionRateDetector:
             a = self.alpha
             self._ew_mean = a * count + (1 - a) * self._ew_mean
             self._ew_square = a * (count * count) + (1 - a) * self._ew_square
+            self._slow_mean += self.slow_alpha * (count - self._slow_mean)
         else:  # river's first value is taken as it is
             self._ew_mean, self._ew_square = float(count), float(count) * count
+            self._slow_mean = float(count)
         self._n_windows += 1
 
     def __repr__(self) -> str:
         return (
             f"ActionRateDetector(window_s={self.window_s}, alpha={self.alpha}, "
             f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows}, "
-            f"clip_z={self.clip_z}, hold_windows={self.hold_windows})"
+            f"clip_z={self.clip_z}, hold_windows={self.hold_windows}, "
+            f"slow_alpha={self.slow_alpha})"
         )

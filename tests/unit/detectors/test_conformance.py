@@ -251,7 +251,7 @@ def test_rate_observe_equals_score_then_learn(times: list[float]) -> None:
             verbs.window_one(x),
             verbs.score_one(x),
             verbs.count_one(x),
-            verbs.mean,
+            verbs.baseline_mean,
             verbs.std,
         )
         verbs.learn_one(x)

@@ -120,6 +120,8 @@ def test_quiet_agent_floor() -> None:
         ({"alpha": 1.5}, "alpha"),
         ({"warmup_windows": 0}, "warmup_windows"),
         ({"max_gap_windows": -1}, "max_gap_windows"),
+        ({"slow_alpha": 0}, "slow_alpha"),
+        ({"slow_alpha": 0.5}, "slow_alpha"),  # slower than alpha (0.1), or it is not slow
     ],
 )
 def test_arguments_are_validated(kwargs: dict[str, float], name: str) -> None:
@@ -195,3 +197,42 @@ def test_a_detector_pickled_with_rivers_statistics_restores() -> None:
     assert math.isclose(old.mean, mean.get(), rel_tol=1e-12)
     assert math.isclose(old.std, math.sqrt(var.get()), rel_tol=1e-9)
     assert old.clip_z == 1e9 and old.score_one({"t": 60.0}) >= 0.0
+
+
+def _max_z(detector: ActionRateDetector, times: list[float]) -> float:
+    best = 0.0
+    for t in times:
+        best = max(best, detector.observe(t)[1])
+    return best
+
+
+def test_a_slow_agents_spike_is_held_out_of_its_baseline() -> None:
+    # 1.5 actions/s, then 4x for 30 s: no single window is beyond the clip (mean + 3 scales
+    # is ~5.2), so windows of 4-7 used to be learned, the mean chased the spike and its
+    # z-score never reached the warning; the sum of three windows is what holds them out.
+    detector = ActionRateDetector()
+    assert _max_z(detector, poisson_times(1, rate_per_s=1.5, start_s=0, duration_s=300)) < 6
+    mean = detector.mean
+    assert _max_z(detector, poisson_times(2, rate_per_s=6.0, start_s=300, duration_s=30)) > 6
+    assert detector.mean < mean + 0.5
+
+
+def test_resuming_the_usual_rate_after_a_lull_is_not_a_spike() -> None:
+    # Three minutes at 10 % of the usual rate teach the baseline a low mean; coming back to
+    # the usual rate is measured against the slower mean, which still remembers it.
+    detector = ActionRateDetector()
+    _max_z(detector, poisson_times(3, rate_per_s=2.0, start_s=0, duration_s=600))
+    _max_z(detector, poisson_times(4, rate_per_s=0.2, start_s=600, duration_s=180))
+    assert detector.mean < 0.6
+    assert _max_z(detector, poisson_times(5, rate_per_s=2.0, start_s=780, duration_s=120)) < 6
+
+
+def test_a_detector_pickled_before_the_slow_mean_starts_it_at_its_mean() -> None:
+    detector = ActionRateDetector()
+    _max_z(detector, poisson_times(6, rate_per_s=2.0, start_s=0, duration_s=60))
+    state = detector.__getstate__()
+    del state["_slow_mean"], state["slow_alpha"]
+    old = ActionRateDetector.__new__(ActionRateDetector)
+    old.__setstate__(state)
+    assert old._slow_mean == detector.mean
+    assert old.observe(61.0)[1] == detector.observe(61.0)[1]
