@@ -131,6 +131,15 @@ class KeyDriftDetector:
             return _UNSCORED
         return self._score(count, self.baseline(key), n)
 
+    def start_from(self, other: KeyDriftDetector) -> None:
+        """Adopt ``other``'s baseline shares (not its recent actions): a new agent of a cohort
+        is judged against the cohort's tool mix as soon as its own ``window`` actions fill the
+        ring, instead of after ``warmup`` actions of its own."""
+        self._weights = dict(other._weights)
+        self._total, self._weight = other._total, other._weight
+        if other._n > other.warmup:  # only a warm baseline; a cold one would be no better
+            self.warmup = min(self.warmup, self.window)
+
     def _fold(self) -> None:
         """Adds the ring's counts to the baseline, weighted by the current weight."""
         weights, w = self._weights, self._weight
