@@ -13,10 +13,10 @@ also run offline (``agentwatch backtest``), with NAB's scoring in ``_nab``.
 
 :class:`DetectorPipeline` keys :class:`AgentEvent` s by agent, runs one detector of each family
 per agent (loops and short cycles, action rate up and down, decision drift, error bursts, decision
-latency, goal stalls), thresholds the scores with hysteresis and returns :class:`Anomaly` s with
-evidence. Liveness (missed heartbeats) is a timer, judged outside the pipeline. A seeded fleet
-simulator with labelled faults (``_scenarios``) and its scoring (``_evaluate``) measure them all.
-Nothing here is thread-safe: serialize calls per pipeline.
+latency, goal stalls, message volume), thresholds the scores with hysteresis and returns
+:class:`Anomaly` s with evidence. Liveness (missed heartbeats) is a timer, judged outside the
+pipeline. A seeded fleet simulator with labelled faults (``_scenarios``) and its scoring
+(``_evaluate``) measure them all. Nothing here is thread-safe: serialize calls per pipeline.
 """
 
 from agentwatch.detectors._census import AgentCountDetector
@@ -24,6 +24,7 @@ from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import CycleDetector, LoopDetector
+from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._pipeline import DetectorPipeline
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._sequence import TransitionModel
@@ -45,6 +46,7 @@ __all__ = [
     "KeyDriftDetector",
     "LatencyDetector",
     "LoopDetector",
+    "MessageVolumeDetector",
     "SeriesDetector",
     "Severity",
     "TransitionModel",

@@ -10,6 +10,7 @@ from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import CycleDetector, LoopDetector
+from agentwatch.detectors._messages import MessageVolumeDetector, message_evidence
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
@@ -25,6 +26,7 @@ _DRIFT = "decision_drift"
 _ERROR_RATE = "error_rate"
 _LATENCY = "decision_latency"
 _GOAL_STALL = "goal_stall"
+_MESSAGE_VOLUME = "message_volume"
 _RUNNING = "running"  # agentwatch.agent.status of an agent at work
 
 
@@ -62,6 +64,9 @@ class _AgentState:
         "loop",
         "loop_level",
         "loop_onset_ns",
+        "message_last_z",
+        "message_level",
+        "messages",
         "rate",
         "rate_last_z",
         "rate_level",
@@ -99,6 +104,10 @@ class _AgentState:
         self.goal_level = 0
         self.goal_deadline = math.inf  # the action count at which a goal without progress stalls
         self.actions = 0  # the agent's actions so far
+        # Created at the agent's first message: most agents never send one, and pay nothing.
+        self.messages: MessageVolumeDetector | None = None
+        self.message_last_z = 0.0  # score of the open window's latest message, i.e. its highest
+        self.message_level = 0  # highest severity rank already raised in the current excursion
 
 
 class FamilyHandlers:
@@ -117,6 +126,8 @@ class FamilyHandlers:
     error_warning_nats: float
     error_critical_nats: float
     latency_min_run: int
+    message_window_s: float
+    message_warning_z: float
     clock: Callable[[], int]
     id_factory: Callable[[], str]
     _window_ns: int
@@ -493,3 +504,38 @@ class FamilyHandlers:
             },
             out=out,
         )
+
+    def _process_message(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
+        messages = state.messages
+        if messages is None:
+            messages = state.messages = MessageVolumeDetector(window_s=self.message_window_s)
+        previous = messages.window
+        window, z = messages.observe(event.ts_ns / _NS_PER_S, event.value, event.key)
+        # As the action rate's: a window closing below the warning ends the excursion, and so
+        # does a silence of more than three windows.
+        if (
+            window != previous
+            and previous is not None
+            and (state.message_last_z < self.message_warning_z or window > previous + 3)
+        ):
+            state.message_level = 0
+        state.message_last_z = z
+        if z < self.message_warning_z or state.message_level:
+            return []
+        state.message_level = Severity.WARNING.rank
+        onset = messages.onset_window
+        onset_ns = round((window if onset is None else onset) * self.message_window_s * _NS_PER_S)
+        out: list[Anomaly] = []
+        self._raise(
+            event,
+            _MESSAGE_VOLUME,
+            score=z,
+            level=Severity.WARNING.rank,
+            warning=self.message_warning_z,
+            critical=self.message_warning_z,
+            # Float event time can put the window edge a few hundred ns past the event.
+            onset_ns=min(onset_ns, event.ts_ns),
+            evidence=message_evidence(messages, event.agent),
+            out=out,
+        )
+        return out

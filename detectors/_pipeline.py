@@ -14,6 +14,7 @@ from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._families import FamilyHandlers, _AgentState
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
+from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import _SQRT2, _SQRT3, ActionRateDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
 
@@ -30,8 +31,8 @@ def _new_id() -> str:
 
 
 _SNAPSHOT_MAGIC = b"AWDP"
-_SNAPSHOT_VERSION = 2  # 2: the families beyond loop and action rate
-_SNAPSHOT_VERSIONS = (1, 2)  # restorable; a version 1 agent gets fresh new families
+_SNAPSHOT_VERSION = 3  # 2: the families beyond loop and action rate; 3: message volume
+_SNAPSHOT_VERSIONS = (1, 2, 3)  # restorable; an older agent gets fresh families it lacked
 
 
 class DetectorPipeline(FamilyHandlers):
@@ -39,7 +40,7 @@ class DetectorPipeline(FamilyHandlers):
 
     Each agent (``AgentEvent.agent``) gets, lazily, one detector of each family (DESIGN.md,
     Detectors). Each event is scored, then learned (river's order) by the detectors that read
-    its kind; other kinds (state, checkpoint, session, model, message, other) are ignored:
+    its kind; other kinds (state, checkpoint, session, model, other) are ignored:
 
     ==========  =====================================================================
     event       detectors (anomaly ``detector`` names)
@@ -52,6 +53,8 @@ class DetectorPipeline(FamilyHandlers):
     heartbeat   :class:`ActivityDropDetector` (``action_drop``, ``action_stall``)
     decision    :class:`LatencyDetector` on its duration (``decision_latency``)
     goal        :class:`GoalStallDetector` (``goal_stall``, raised on the actions after it)
+    message     :class:`MessageVolumeDetector` (``message_volume``) on its peer and bytes,
+                created at the agent's first message (an agent that sends none pays nothing)
     ==========  =====================================================================
 
     Thresholds and hysteresis (WARNING alerts people; CRITICAL is what opens a breaker by
@@ -80,11 +83,18 @@ class DetectorPipeline(FamilyHandlers):
       by a decision that is not slow.
     * ``goal_stall`` (WARNING only): the agent acted ``GoalStallDetector.limit`` times without its
       goal progressing; re-armed by progress or a new goal. Onset: the last progress.
+    * ``message_volume`` (WARNING only: a chatty loop wastes, it rarely destroys): the open
+      ``message_window_s`` window's messages (count, or bytes) score ``message_warning_z`` above
+      the agent's usual; at most one per excursion, which ends as the action rate's does (a
+      window closing below the warning, or more than three windows without a message). Onset:
+      the first of the windows just before held out of the baseline as outliers (where the flood
+      began), else the window's start. The evidence names the window's top peer.
 
     A new agent starts from its cohort's (``service.name``) rate baseline: that of the cohort's
     agent whose warm baseline most recently closed a window, so it is not blind during its own
     warm-up. Missed heartbeats are judged by a timer, outside the pipeline (``_liveness``). Not
-    yet: eviction of idle agents other than :meth:`forget`; message volume.
+    yet: eviction of idle agents other than :meth:`forget`. A message event does not say its
+    direction (the normalizer keeps the peer and bytes only), so received messages count too.
 
     The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
     and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
@@ -112,6 +122,9 @@ class DetectorPipeline(FamilyHandlers):
         error_critical_nats: ... a CRITICAL; greater than ``error_warning_nats``.
         latency_min_run: Slow decisions in a row that raise a WARNING.
         goal_stall_actions: Least actions without goal progress that raise a WARNING.
+        message_window_s: Event-time window of the message volume, in seconds.
+        message_warning_z: z-score of the open window's messages (or bytes) that raises a
+            WARNING. Normal simulated fleets peak near 5 (the scenario backtest).
         clock: Wall clock in ns since the epoch, for ``Anomaly.detected_ns``.
         id_factory: Makes ``Anomaly.id`` (32 hex chars).
 
@@ -145,6 +158,8 @@ class DetectorPipeline(FamilyHandlers):
         error_critical_nats: float = 24.0,
         latency_min_run: int = 4,
         goal_stall_actions: int = 12,
+        message_window_s: float = 10.0,
+        message_warning_z: float = 8.0,
         clock: Callable[[], int] = time.time_ns,
         id_factory: Callable[[], str] = _new_id,
     ) -> None:
@@ -170,6 +185,9 @@ class DetectorPipeline(FamilyHandlers):
             raise ValueError(f"drop_warning_nats must be > 0, got {drop_warning_nats}")
         if latency_min_run < 1:
             raise ValueError(f"latency_min_run must be >= 1, got {latency_min_run}")
+        if not message_warning_z > 0:
+            raise ValueError(f"message_warning_z must be > 0, got {message_warning_z}")
+        MessageVolumeDetector(window_s=message_window_s)  # validates it now, not at a message
         self.loop_min_repeats = loop_min_repeats
         self.rate_window_s = rate_window_s
         self.rate_warning_z = rate_warning_z
@@ -184,6 +202,8 @@ class DetectorPipeline(FamilyHandlers):
         self.error_critical_nats = error_critical_nats
         self.latency_min_run = latency_min_run
         self.goal_stall_actions = goal_stall_actions
+        self.message_window_s = message_window_s
+        self.message_warning_z = message_warning_z
         self.clock = clock
         self.id_factory = id_factory
         self._window_ns = round(rate_window_s * _NS_PER_S)
@@ -301,6 +321,9 @@ class DetectorPipeline(FamilyHandlers):
         if kind is EventKind.GOAL:
             state = self._agents.get(event.agent) or self._add_agent(event)
             self._process_goal(state, event)
+        elif kind is EventKind.MESSAGE:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            return self._process_message(state, event)
         return []
 
     def _add_agent(self, event: AgentEvent) -> _AgentState:
@@ -339,8 +362,9 @@ class DetectorPipeline(FamilyHandlers):
     def restore(self, blob: bytes, *, merge: bool = True) -> int:
         """Load a :meth:`snapshot`; returns how many agents it held.
 
-        A version 1 snapshot (loop and action rate only) restores too: its agents keep those
-        baselines and start the other families afresh.
+        Older versions restore too: version 1 (loop and action rate only) and version 2 (before
+        message volume); their agents keep the baselines they had and start the other families
+        afresh.
 
         Args:
             blob: The snapshot.
@@ -360,7 +384,7 @@ class DetectorPipeline(FamilyHandlers):
             )
         state = pickle.loads(blob[header:])
         config = self._config()
-        if version == 1:  # it knew fewer settings: compare those
+        if version < _SNAPSHOT_VERSION:  # it knew fewer settings: compare those
             config = {k: v for k, v in config.items() if k in state["config"]}
         if state["config"] != config:
             raise ValueError(
@@ -368,7 +392,7 @@ class DetectorPipeline(FamilyHandlers):
                 f"this pipeline has {config}"
             )
         agents: dict[str, _AgentState] = state["agents"]
-        if version == 1:
+        if version < _SNAPSHOT_VERSION:
             for agent_state in agents.values():
                 fresh = self._new_state()
                 for name in _AgentState.__slots__:
@@ -387,6 +411,7 @@ class DetectorPipeline(FamilyHandlers):
             "rate_alpha": self.rate_alpha,
             "rate_max_gap_windows": self.rate_max_gap_windows,
             "goal_stall_actions": self.goal_stall_actions,
+            "message_window_s": self.message_window_s,
         }
 
     def __getstate__(self) -> dict[str, Any]:

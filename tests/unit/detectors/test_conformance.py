@@ -24,6 +24,7 @@ from agentwatch.detectors import (
     KeyDriftDetector,
     LatencyDetector,
     LoopDetector,
+    MessageVolumeDetector,
     SeriesDetector,
     TransitionModel,
 )
@@ -91,6 +92,19 @@ def _goal_stream(seed: int, n: int = 400) -> Stream:
     return stream[:n]
 
 
+def _message_stream(seed: int, n: int = 400) -> Stream:
+    """Messages at 0.5/s to a few peers, now and then a burst of 30 to one of them."""
+    rng = np.random.default_rng(seed)
+    times = poisson_times(seed, rate_per_s=0.5, start_s=T0_S, duration_s=n * 2.5)
+    stream: Stream = []
+    for t in times:
+        peer = f"peer-{rng.integers(0, 3)}"
+        stream.append({"t": t, "bytes": float(rng.integers(200, 4000)), "peer": peer})
+        if rng.random() < 0.01:
+            stream += [{"t": t + k / 10, "bytes": 500.0, "peer": peer} for k in range(1, 30)]
+    return stream[:n]
+
+
 def _census_stream(seed: int, n: int = 400) -> Stream:
     """A cohort's tick each second: agents join, stop and are lost, now and then many at once."""
     rng = np.random.default_rng(seed)
@@ -122,6 +136,7 @@ CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
     "error_burst": (ErrorBurstDetector, _error_stream),
     "latency": (LatencyDetector, _latency_stream),
     "goal_stall": (GoalStallDetector, _goal_stream),
+    "message_volume": (MessageVolumeDetector, _message_stream),
     "series": (SeriesDetector, _series_stream),
     "transition": (TransitionModel, _session_stream),
 }
@@ -138,6 +153,7 @@ MAX_PICKLED_BYTES = {
     "error_burst": 1024,
     "latency": 1024,
     "goal_stall": 1024,
+    "message_volume": 1024,
     "series": 8192,
     "transition": 32768,
 }

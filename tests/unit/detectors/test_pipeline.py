@@ -49,7 +49,13 @@ def test_loops_are_per_agent() -> None:
 
 def test_kinds_no_family_reads_are_ignored() -> None:
     pipeline = DetectorPipeline()
-    read = {EventKind.ACTION, EventKind.HEARTBEAT, EventKind.DECISION, EventKind.GOAL}
+    read = {
+        EventKind.ACTION,
+        EventKind.HEARTBEAT,
+        EventKind.DECISION,
+        EventKind.GOAL,
+        EventKind.MESSAGE,
+    }
     for kind in EventKind:
         if kind in read:
             continue
