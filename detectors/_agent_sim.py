@@ -27,6 +27,7 @@ _END = "\x00end"  # internal: the run ends, the agent stays
 T0_NS = 1_700_000_000 * 1_000_000_000
 _NS = 1_000_000_000
 _DESTRUCTIVE_P = 0.003
+_MESSAGE_P = 0.1  # share of steps followed by a message to the cohort's usual peer
 _DEPLOY_RAMP_S = 600.0
 
 
@@ -205,7 +206,7 @@ class _AgentSim:
         self.last = at + latency
         if progress is not None:
             yield at + latency, self._event(EventKind.GOAL, at + latency, key=goal, value=progress)
-        if rng.random() < 0.1:
+        if rng.random() < _MESSAGE_P:
             peer = f"{self.p.service}-peer"
             yield (
                 at + latency,
@@ -271,6 +272,13 @@ class _AgentSim:
             sum(max(rng.expovariate(self._rate(start)), self._latency() + 0.02) for _ in range(64))
             / 64
         )
+        flood_peer, flood_rate, next_message = "", 0.0, math.inf
+        if kind == "message_flood":
+            # A chatty loop with one peer: the agent works on as usual, and messages that peer
+            # ``factor`` times as often as it usually sends messages.
+            flood_peer = f"{self.p.service}-{rng.randrange(10_000):04d}"
+            flood_rate = plan.factor * _MESSAGE_P / usual_step
+            next_message = start + rng.expovariate(flood_rate)
         while True:
             factor = plan.factor if kind in ("rate_spike", "rate_drop") else 1.0
             latency_factor = plan.factor if kind == "slow_decisions" else 1.0
@@ -280,6 +288,11 @@ class _AgentSim:
                 # A runaway agent floods calls without deliberating (as the demo's does).
                 decision = 0.0
                 at = t + rng.expovariate(factor / usual_step)
+            while next_message < at and next_message < end:
+                sent = self.last = max(next_message, self.last)
+                size = rng.randint(200, 4000)
+                yield sent, self._event(EventKind.MESSAGE, sent, key=flood_peer, value=size)
+                next_message += rng.expovariate(flood_rate)
             if at >= end:
                 return end
             tool = self._next_tool(at)

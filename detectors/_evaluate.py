@@ -42,6 +42,7 @@ ACCEPTS: dict[str, frozenset[str]] = {
     "error_burst": frozenset({"error_rate"}),
     "slow_decisions": frozenset({"decision_latency"}),
     "goal_stall": frozenset({"goal_stall"}),
+    "message_flood": frozenset({"message_volume"}),
 }
 PRIMARY: dict[str, str] = {
     "loop": "tool_loop",
@@ -54,6 +55,7 @@ PRIMARY: dict[str, str] = {
     "error_rate": "error_burst",
     "decision_latency": "slow_decisions",
     "goal_stall": "goal_stall",
+    "message_volume": "message_flood",
 }
 _NS = 1_000_000_000
 

@@ -7,6 +7,8 @@ from typing import Any
 
 __all__ = ["MessageVolumeDetector", "message_evidence"]
 
+_SQRT2, _SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
+
 
 class MessageVolumeDetector:
     """Scores how far the open window's messages (count and bytes) are above the agent's usual.
@@ -16,9 +18,12 @@ class MessageVolumeDetector:
     empty ones after it (at most ``max_gap_windows``) are learned into exponentially weighted
     means and variances of the per-window count and bytes (the mean of squares less the square
     of the mean, as :class:`ActionRateDetector` learns them). A late message counts in the open
-    window. ``score_one(x)`` is the higher of two z-scores of the open window with ``x``::
+    window. ``score_one(x)`` is the highest z-score of the open window with ``x``: of its count,
+    of its count summed with the previous one or two windows' (a flood a little too slow to
+    stand out in one window adds up over two or three), and of its bytes::
 
-        (count - mean) / max(std, sqrt(max(mean, min_mean)))
+        (count - mean) / scale,  (count + p1 - 2 mean) / (sqrt(2) scale),
+        (count + p1 + p2 - 3 mean) / (sqrt(3) scale),  scale = max(std, sqrt(max(mean, min_mean)))
         (bytes - mean_bytes) / max(std_bytes, sqrt(max(mean, min_mean)) * size)
 
     where ``size`` is the larger of the learned bytes per message and the open window's. The
@@ -77,6 +82,8 @@ class MessageVolumeDetector:
         "_peer",
         "_peer_messages",
         "_peer_votes",
+        "_prev1",
+        "_prev2",
         "_window",
         "alpha",
         "clip_z",
@@ -130,6 +137,8 @@ class MessageVolumeDetector:
         self._peer = ""  # the open window's majority vote: candidate, votes, its messages since
         self._peer_votes = 0
         self._peer_messages = 0
+        self._prev1 = 0  # messages of the window before the open one (0: none, or not adjacent)
+        self._prev2 = 0  # and of the one before that
 
     # Defaults for attributes a future version adds, so that older pickles still restore.
     _PICKLED_DEFAULTS: dict[str, Any] = {}
@@ -156,8 +165,8 @@ class MessageVolumeDetector:
         window = self._window_of(float(x["t"]))
         size = _size(float(x.get("bytes", 0.0)))
         if window == self._window:
-            return self._score(self._count + 1, self._bytes + size)
-        return self._score(1, size)
+            return self._score(self._count + 1, self._bytes + size, self._prev1, self._prev2)
+        return self._score(1, size, *self._previous(window))
 
     def observe(self, t: float, size_bytes: float = 0.0, peer: str = "") -> tuple[int, float]:
         """``score_one`` then ``learn_one`` in one step, the pipeline's path.
@@ -170,7 +179,7 @@ class MessageVolumeDetector:
         if window != self._window:
             # Scored against the baseline as it stands, before the windows it closes are learned
             # (as score_one sees it): one message rarely scores, so this never hides a flood.
-            z = self._score(1, size)
+            z = self._score(1, size, *self._previous(window))
             self._close(window)
             self._count, self._bytes = 1, size
             self._peer, self._peer_votes, self._peer_messages = peer, 1, 1
@@ -184,7 +193,7 @@ class MessageVolumeDetector:
             self._peer_votes -= 1
         else:
             self._peer, self._peer_votes, self._peer_messages = peer, 1, 1
-        return window, self._score(count, total)
+        return window, self._score(count, total, self._prev1, self._prev2)
 
     # --- what the pipeline's evidence reads ---------------------------------------------------
     @property
@@ -247,20 +256,36 @@ class MessageVolumeDetector:
             return self._window  # a late message counts in the open window
         return window
 
-    def _score(self, count: int, total: float) -> float:
+    def _previous(self, window: int) -> tuple[int, int]:
+        """Messages of the two windows before ``window`` (0 for empty or forgotten ones)."""
+        current = self._window
+        if current is None or window - current > 2:
+            return 0, 0
+        if window == current:
+            return self._prev1, self._prev2
+        if window == current + 1:
+            return self._count, self._prev1
+        return 0, self._count
+
+    def _score(self, count: int, total: float, p1: int, p2: int) -> float:
         if self._n_windows < self.warmup_windows:
             return 0.0
         mean, mean_bytes = self._ew_count, self._ew_bytes
         floor = math.sqrt(mean if mean > self.min_mean else self.min_mean)
-        z = (count - mean) / max(_std(mean, self._ew_count_sq), floor)
+        scale = max(_std(mean, self._ew_count_sq), floor)
+        z = (count - mean) / scale
+        if p1:  # a flood slower than the floor adds up over windows
+            z = max(z, (count + p1 - 2 * mean) / (_SQRT2 * scale))
+        if p1 or p2:
+            z = max(z, (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale))
         # The bytes' floor takes the larger of the usual and the open window's message size:
         # one large message is never a flood (nor a usual size learned from a few messages).
         size = total / count
         if mean > 0.0 and mean_bytes / mean > size:
             size = mean_bytes / mean
-        scale = max(_std(mean_bytes, self._ew_bytes_sq), floor * size)
-        if scale > 0.0:
-            zb = (total - mean_bytes) / scale
+        scale_bytes = max(_std(mean_bytes, self._ew_bytes_sq), floor * size)
+        if scale_bytes > 0.0:
+            zb = (total - mean_bytes) / scale_bytes
             if zb > z:
                 z = zb
         return z if z > 0.0 else 0.0
@@ -268,13 +293,16 @@ class MessageVolumeDetector:
     def _close(self, window: int) -> None:
         """Learn the open window and the empty ones before ``window``; open ``window``."""
         current = self._window
+        previous = self._previous(window)
         self._window = window
         count, total = self._count, self._bytes
         self._count, self._bytes = 0, 0.0
         self._peer, self._peer_votes, self._peer_messages = "", 0, 0
         if current is None:
             return
-        if self._n_windows >= self.warmup_windows and self._score(count, total) >= self.clip_z:
+        closed = self._score(count, total, self._prev1, self._prev2)
+        self._prev1, self._prev2 = previous
+        if self._n_windows >= self.warmup_windows and closed >= self.clip_z:
             self._held += 1
             if self._held <= self.hold_windows:
                 count = -1  # held out

@@ -24,8 +24,9 @@ times), ``rate_spike`` (5x the agent's actual rate, calls without decisions, for
 say ``running``), ``decision_drift`` (the destructive tool takes 60-80 % of calls for 30-120 s),
 ``heartbeat_loss`` (the process dies for 60-180 s, then restarts), ``error_burst`` (60-90 % of
 calls fail for 30-90 s), ``slow_decisions`` (decision latency x6-10 for 60-120 s), ``goal_stall``
-(actions go on, goal progress stays flat for 60-180 s). No fault starts before an agent's
-``warmup_s``; faults on one agent are 5-10 minutes apart.
+(actions go on, goal progress stays flat for 60-180 s), ``message_flood`` (actions go on, and the
+agent messages one peer at 10-20x its usual message rate for 30-90 s: a chatty loop). No fault
+starts before an agent's ``warmup_s``; faults on one agent are 5-10 minutes apart.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ FAULT_TYPES = (
     "error_burst",
     "slow_decisions",
     "goal_stall",
+    "message_flood",
 )
 
 
@@ -234,6 +236,8 @@ def _plan(kind: str, start: float, rng: random.Random, p: AgentProfile) -> _Plan
         return _Plan(kind, start, start + rng.uniform(30, 90), factor=rng.uniform(0.6, 0.9))
     if kind == "slow_decisions":
         return _Plan(kind, start, start + rng.uniform(60, 120), factor=rng.uniform(6, 10))
+    if kind == "message_flood":
+        return _Plan(kind, start, start + rng.uniform(30, 90), factor=rng.uniform(10, 20))
     raise ValueError(f"unknown fault type {kind!r}")
 
 
@@ -245,6 +249,8 @@ def _detail(plan: _Plan) -> str:
         return f"a {plan.period}-call cycle repeated {plan.repeats} times"
     if plan.kind in ("rate_spike", "rate_drop", "slow_decisions"):
         return f"x{plan.factor:.2g} for {length}"
+    if plan.kind == "message_flood":
+        return f"x{plan.factor:.2g} messages to one peer for {length}"
     if plan.kind in ("decision_drift", "error_burst"):
         return f"{plan.factor:.0%} of calls for {length}"
     return length

@@ -48,6 +48,15 @@ def test_a_flood_to_one_peer_scores_high_within_seconds() -> None:
     assert detector.top_peer_messages >= detector.count // 2
 
 
+def test_a_flood_too_slow_for_one_window_adds_up_over_three() -> None:
+    detector = MessageVolumeDetector()
+    _observe_all(detector, chatter(12, T0_S, 600, rate_per_s=0.15), "planner")
+    start = math.ceil((T0_S + 600) / 10) * 10  # a window's start
+    scores = _observe_all(detector, flood(start, 30, rate_per_s=1.4), "critic")
+    # 14 messages a window against a usual 1.5: about 6 in one window, over 8 in three.
+    assert (14 - detector.mean) / max(detector.std, 2.0) < 8 <= max(scores)
+
+
 def test_normal_chatter_stays_quiet_steady_or_in_sessions() -> None:
     steady = MessageVolumeDetector()
     assert max(_observe_all(steady, chatter(2, T0_S, 3600, rate_per_s=0.6), "p")) < 6

@@ -86,6 +86,12 @@ def test_injected_faults_show_in_the_events() -> None:
             # (the step before the onset may report its progress a few ms into the window)
             goals = {e.value for e in inside if e.kind is EventKind.GOAL and e.ts_ns > first}
             assert len(goals) == 1 and actions
+        elif fault.kind == "message_flood":
+            usual = f"{fault.service}-peer"
+            messages = [e for e in inside if e.kind is EventKind.MESSAGE and e.key != usual]
+            # 10-20x the usual message rate (a message after a tenth of the steps) to one peer
+            assert len({m.key for m in messages}) == 1 and len(messages) >= 0.5 * len(actions)
+            assert actions
         seen.add(fault.kind)
     assert seen == set(FAULT_TYPES)
 
