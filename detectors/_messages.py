@@ -207,6 +207,11 @@ class MessageVolumeDetector:
         return self._count
 
     @property
+    def previous_counts(self) -> tuple[int, int]:
+        """Messages of the two windows before the open one, newest first (0: empty or none)."""
+        return self._prev1, self._prev2
+
+    @property
     def size_bytes(self) -> float:
         """Bytes of the open window's messages."""
         return self._bytes
@@ -343,18 +348,22 @@ def message_evidence(detector: MessageVolumeDetector, agent: str) -> dict[str, A
     count, size = detector.count, detector.size_bytes
     mean, mean_bytes = detector.mean, detector.mean_bytes
     peer, to_peer = detector.top_peer, detector.top_peer_messages
+    p1, p2 = detector.previous_counts
+    window_s = detector.window_s
+    earlier = f", {count + p1 + p2} in the last {3 * window_s:g} s" if p1 or p2 else ""
     return {
         "summary": (
-            f"agent {agent}: {count} messages ({_kib(size)}) in the current "
-            f"{detector.window_s:g} s window, usually {mean:.1f} ({_kib(mean_bytes)}); "
+            f"agent {agent}: {count} messages ({_kib(size)}) in the current {window_s:g} s "
+            f"window{earlier}, usually {mean:.1f} ({_kib(mean_bytes)}) per window; "
             f"top peer {peer or '(unnamed)'} (at least {to_peer})"
         ),
         "observed": count,
+        "observed_previous_windows": [p1, p2],
         "observed_bytes": round(size),
         "expected_mean": round(mean, 3),
         "expected_std": round(detector.std, 3),
         "expected_bytes": round(mean_bytes),
-        "window_s": detector.window_s,
+        "window_s": window_s,
         "top_peer": peer,
         "top_peer_messages": to_peer,
     }

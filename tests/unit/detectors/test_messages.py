@@ -154,6 +154,7 @@ def test_the_pipeline_raises_one_warning_per_flood_with_evidence() -> None:
     assert evidence["top_peer"] == "critic" and evidence["window_s"] == 10.0
     assert evidence["observed"] > 4 * evidence["expected_mean"]
     assert "messages" in evidence["summary"] and "critic" in evidence["summary"]
+    assert len(evidence["observed_previous_windows"]) == 2
     # Hysteresis: quiet windows end the excursion, the next flood is raised again.
     for t in chatter(8, T0_S + 650, 120):
         assert pipeline.process(message(t)) == []
