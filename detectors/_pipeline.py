@@ -84,11 +84,12 @@ class DetectorPipeline(FamilyHandlers):
     * ``goal_stall`` (WARNING only): the agent acted ``GoalStallDetector.limit`` times without its
       goal progressing; re-armed by progress or a new goal. Onset: the last progress.
     * ``message_volume`` (WARNING only: a chatty loop wastes, it rarely destroys): the open
-      ``message_window_s`` window's messages (count, or bytes) score ``message_warning_z`` above
-      the agent's usual; at most one per excursion, which ends as the action rate's does (a
-      window closing below the warning, or more than three windows without a message). Onset:
-      the first of the windows just before held out of the baseline as outliers (where the flood
-      began), else the window's start. The evidence names the window's top peer.
+      ``message_window_s`` window's messages (its count, alone or summed with the one or two
+      windows before, or its bytes) score ``message_warning_z`` above the agent's usual; at most
+      one per excursion, which ends as the action rate's does (a window closing below the
+      warning, or more than three windows without a message). Onset: the first of the windows
+      just before it that were held out of the baseline as outliers (where the flood began),
+      else the open window's start. The evidence names the window's top peer.
 
     A new agent starts from its cohort's (``service.name``) rate baseline: that of the cohort's
     agent whose warm baseline most recently closed a window, so it is not blind during its own
