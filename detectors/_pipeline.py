@@ -91,11 +91,14 @@ class DetectorPipeline(FamilyHandlers):
       just before it that were held out of the baseline as outliers (where the flood began),
       else the open window's start. The evidence names the window's top peer.
 
-    A new agent starts from its cohort's (``service.name``) rate baseline: that of the cohort's
-    agent whose warm baseline most recently closed a window, so it is not blind during its own
-    warm-up. Missed heartbeats are judged by a timer, outside the pipeline (``_liveness``). Not
-    yet: eviction of idle agents other than :meth:`forget`. A message event does not say its
-    direction (the normalizer keeps the peer and bytes only), so received messages count too.
+    A new agent starts from its cohort's (``service.name``) rate baseline and tool mix: those of
+    the cohort's agent whose warm rate baseline most recently closed a window, so it is not blind
+    during its own warm-up (its drift is scored once its first ``window`` calls are in). Error
+    rates and decision latencies differ from agent to agent (0-4 % and 60-300 ms in the
+    scenarios), so those wait for the agent's own warm-up. Missed heartbeats and agent counts
+    are judged by a timer, outside the pipeline (``_liveness``, ``_census``). Not yet: eviction
+    of idle agents other than :meth:`forget`. A message event does not say its direction (the
+    normalizer keeps the peer and bytes only), so received messages count too.
 
     The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
     and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
@@ -332,6 +335,7 @@ class DetectorPipeline(FamilyHandlers):
         exemplar = self._agents.get(self._exemplars.get(event.service, ""))
         if exemplar is not None:
             state.rate.start_from(exemplar.rate)
+            state.drift.start_from(exemplar.drift)
         return state
 
     def agents(self) -> list[str]:

@@ -56,3 +56,29 @@ def test_a_cold_exemplar_does_not_shorten_the_warm_up() -> None:
     adopted = KeyDriftDetector()
     adopted.start_from(exemplar)
     assert adopted.warmup == 200
+
+
+def test_the_pipeline_starts_a_new_agent_from_its_cohorts_tool_mix() -> None:
+    from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind
+
+    pipeline = DetectorPipeline()
+
+    def call(agent: str, t_s: float, key: str) -> list[str]:
+        event = AgentEvent(agent, "research", EventKind.ACTION, round(t_s * 1e9), key=key)
+        return [a.detector for a in pipeline.process(event)]
+
+    for i, key in enumerate(_MIX * 3):  # a veteran of the cohort, 3 calls per second
+        call("veteran", i / 3, key)
+    calls = (["drop_table"] * 7 + ["search", "read", "write"]) * 4
+    found = [d for i, key in enumerate(calls) for d in call("newcomer", 200 + i / 3, key)]
+    assert "decision_drift" in found
+    # an agent of another cohort has no baseline to start from
+    pipeline_other = DetectorPipeline()
+    other = [
+        a.detector
+        for i, key in enumerate(calls)
+        for a in pipeline_other.process(
+            AgentEvent("loner", "coding", EventKind.ACTION, round((200 + i / 3) * 1e9), key=key)
+        )
+    ]
+    assert "decision_drift" not in other
