@@ -84,6 +84,8 @@ def to_event(row: list[Any]) -> AgentEvent:
 
     Besides the key, fills ``duration_s`` from the row's ``Duration`` (absent in some replays:
     0.0) and ``value`` with the kind's number: goal progress, message bytes, heartbeat interval.
+    A message received (``agentwatch.message.direction = receive``) is ``EventKind.OTHER``: only
+    sent messages are the agent's own message volume.
     """
     attributes: Mapping[str, str] = row[_ATTRS]
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME, "")
@@ -102,6 +104,12 @@ def to_event(row: list[Any]) -> AgentEvent:
     elif row[_NAME] in _BY_SPAN_NAME:
         kind, key_attribute = _BY_SPAN_NAME[row[_NAME]]
         key = attributes.get(key_attribute, "") if key_attribute else ""
+        if kind is EventKind.MESSAGE and (
+            attributes.get(semconv.MESSAGE_DIRECTION) == semconv.DIRECTION_RECEIVE
+        ):
+            # The sender's message volume is the agent's behavior; what it receives is its
+            # peers' (a flood would otherwise be raised on its victim as well).
+            kind = EventKind.OTHER
     elif attributes.get(GEN_AI_PROVIDER_NAME) or attributes.get(GEN_AI_SYSTEM):
         kind = EventKind.MODEL  # older instrumentations set only the provider
     else:

@@ -55,3 +55,18 @@ def test_bad_numbers_become_zero(bad: str) -> None:
 @pytest.mark.parametrize("duration", [None, 0])
 def test_a_replay_without_durations_gives_zero(duration: object) -> None:
     assert to_event(_row(semconv.SPAN_DECISION, {}, duration)).duration_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("direction", "kind"),
+    [
+        (semconv.DIRECTION_SEND, EventKind.MESSAGE),
+        ("", EventKind.MESSAGE),  # no direction: counted, as before the attribute
+        (semconv.DIRECTION_RECEIVE, EventKind.OTHER),
+    ],
+)
+def test_only_sent_messages_are_the_agents_message_volume(direction: str, kind: EventKind) -> None:
+    attributes = {semconv.MESSAGE_PEER: "b2", semconv.MESSAGE_BYTES: "300"}
+    if direction:
+        attributes[semconv.MESSAGE_DIRECTION] = direction
+    assert to_event(_row(semconv.SPAN_MESSAGE, attributes)).kind is kind
