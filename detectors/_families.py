@@ -1,4 +1,11 @@
-"""The pipeline's per-agent state and, per detector family, scoring to thresholded anomalies."""
+"""The pipeline's per-agent state, and the action-stream families' scores to anomalies.
+
+:class:`_AgentState` holds one agent's detectors and hysteresis; pipeline snapshots pickle it
+under this module's name (version 1 snapshots under ``_pipeline``'s, which re-imports it), so it
+stays here. :class:`FamilyHandlers` thresholds the loop, cycle, action rate and decision drift
+families, which read action events; :class:`AnomalyRaiser`, their common base, builds the
+anomaly. The families that watch an agent's health are in ``_families_health``.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +17,17 @@ from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import CycleDetector, LoopDetector
-from agentwatch.detectors._messages import MessageVolumeDetector, message_evidence
+from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
-__all__ = ["FamilyHandlers"]
+__all__ = ["AnomalyRaiser", "FamilyHandlers"]
 
 _NS_PER_S = 1_000_000_000
 _LOOP = "loop"
 _CYCLE = "cycle"
 _ACTION_RATE = "action_rate"
-_ACTION_DROP = "action_drop"
-_ACTION_STALL = "action_stall"
 _DRIFT = "decision_drift"
-_ERROR_RATE = "error_rate"
-_LATENCY = "decision_latency"
-_GOAL_STALL = "goal_stall"
-_MESSAGE_VOLUME = "message_volume"
-_RUNNING = "running"  # agentwatch.agent.status of an agent at work
 
 
 def _level(score: float, warning: float, critical: float) -> int:
@@ -110,26 +110,83 @@ class _AgentState:
         self.message_level = 0  # highest severity rank already raised in the current excursion
 
 
-class FamilyHandlers:
-    """:class:`DetectorPipeline`'s per-family handlers: score, threshold, hysteresis, evidence.
+class AnomalyRaiser:
+    """The family handlers' common base: an :class:`Anomaly` from a family's decision.
 
-    A mix-in: the pipeline holds the settings and the agents; see its docstring for the rules.
+    A mix-in: the pipeline supplies ``clock`` and ``id_factory``.
+    """
+
+    clock: Callable[[], int]
+    id_factory: Callable[[], str]
+
+    def _anomaly(
+        self,
+        event: AgentEvent,
+        detector: str,
+        *,
+        score: float,
+        threshold: float,
+        level: int,
+        onset_ns: int,
+        evidence: dict[str, Any],
+    ) -> Anomaly:
+        """The anomaly ``detector`` raises on ``event``: ``level``'s severity, detected now."""
+        return Anomaly(
+            id=self.id_factory(),
+            agent=event.agent,
+            service=event.service,
+            detector=detector,
+            score=score,
+            threshold=threshold,
+            severity=_SEVERITY_BY_RANK[level],
+            onset_ns=onset_ns,
+            detected_ns=self.clock(),
+            evidence=evidence,
+            trace_id=event.trace_id,
+            span_id=event.span_id,
+        )
+
+    def _raise(
+        self,
+        event: AgentEvent,
+        detector: str,
+        *,
+        score: float,
+        level: int,
+        warning: float,
+        critical: float,
+        onset_ns: int,
+        evidence: dict[str, Any],
+        out: list[Anomaly],
+    ) -> None:
+        """Appends to ``out`` the anomaly at ``level``, with the threshold of its band."""
+        out.append(
+            self._anomaly(
+                event,
+                detector,
+                score=score,
+                threshold=warning if level == Severity.WARNING.rank else critical,
+                level=level,
+                onset_ns=onset_ns,
+                evidence=evidence,
+            )
+        )
+
+
+class FamilyHandlers(AnomalyRaiser):
+    """:class:`DetectorPipeline`'s action-stream handlers: score, threshold, hysteresis, evidence.
+
+    The loop, cycle, action rate and decision drift families; the others are
+    :class:`~agentwatch.detectors._families_health.HealthHandlers`'. A mix-in: the pipeline holds
+    the settings and the agents; see its docstring for the rules.
     """
 
     loop_min_repeats: int
     rate_window_s: float
     rate_warning_z: float
     rate_critical_z: float
-    drop_warning_nats: float
     drift_warning_nats: float
     drift_critical_nats: float
-    error_warning_nats: float
-    error_critical_nats: float
-    latency_min_run: int
-    message_window_s: float
-    message_warning_z: float
-    clock: Callable[[], int]
-    id_factory: Callable[[], str]
     _window_ns: int
     _exemplars: dict[str, str]
 
@@ -166,6 +223,7 @@ class FamilyHandlers:
         )
 
     def _process_rate(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
+        """The action rate's slow path (a window closes, or none is open yet): hysteresis."""
         rate = state.rate
         previous = rate.window
         window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
@@ -224,57 +282,6 @@ class FamilyHandlers:
             )
         )
 
-    def _anomaly(
-        self,
-        event: AgentEvent,
-        detector: str,
-        *,
-        score: float,
-        threshold: float,
-        level: int,
-        onset_ns: int,
-        evidence: dict[str, Any],
-    ) -> Anomaly:
-        return Anomaly(
-            id=self.id_factory(),
-            agent=event.agent,
-            service=event.service,
-            detector=detector,
-            score=score,
-            threshold=threshold,
-            severity=_SEVERITY_BY_RANK[level],
-            onset_ns=onset_ns,
-            detected_ns=self.clock(),
-            evidence=evidence,
-            trace_id=event.trace_id,
-            span_id=event.span_id,
-        )
-
-    def _raise(
-        self,
-        event: AgentEvent,
-        detector: str,
-        *,
-        score: float,
-        level: int,
-        warning: float,
-        critical: float,
-        onset_ns: int,
-        evidence: dict[str, Any],
-        out: list[Anomaly],
-    ) -> None:
-        out.append(
-            self._anomaly(
-                event,
-                detector,
-                score=score,
-                threshold=warning if level == Severity.WARNING.rank else critical,
-                level=level,
-                onset_ns=onset_ns,
-                evidence=evidence,
-            )
-        )
-
     def _process_cycle(
         self,
         state: _AgentState,
@@ -312,53 +319,6 @@ class FamilyHandlers:
             },
             out=out,
         )
-
-    def _process_heartbeat(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
-        if event.key and event.key != _RUNNING:
-            state.rate.pause()  # an idle agent's silence is not a rate to learn
-        rate, fallback = state.rate, None
-        if rate.warm:
-            mean = rate.mean
-            # Windows of 1 s understate the burstiness over heartbeat periods of seconds (think
-            # time, sessions): the borrowed dispersion is at least 2.
-            dispersion = rate.std**2 / mean if mean > 0 else 1.0
-            fallback = (mean / self.rate_window_s, max(2.0, dispersion))
-        score, seen, expected, span = state.drop.beat(
-            event.ts_ns / _NS_PER_S, event.key, fallback, state.actions
-        )
-        if score < self.drop_warning_nats:
-            if state.drop_level:
-                # The drop ended: its periods, still in the look-back, are not a new one.
-                state.drop.clear_recent()
-                state.drop_level = 0
-            return []
-        if state.drop_level:
-            return []
-        state.drop_level = Severity.WARNING.rank
-        stall = seen == 0
-        what = "no actions" if stall else f"{seen} actions"
-        out: list[Anomaly] = []
-        self._raise(
-            event,
-            _ACTION_STALL if stall else _ACTION_DROP,
-            score=score,
-            level=Severity.WARNING.rank,
-            warning=self.drop_warning_nats,
-            critical=self.drop_warning_nats,
-            onset_ns=event.ts_ns - round(span * _NS_PER_S),
-            evidence={
-                "summary": (
-                    f"agent {event.agent}: {what} in the last {span:.0f} s while its heartbeats "
-                    f"say running, usually {expected:.0f}"
-                ),
-                "observed": seen,
-                "expected": round(expected, 1),
-                "window_s": round(span, 1),
-                "usual_rate_per_s": round(state.drop.rate, 3),
-            },
-            out=out,
-        )
-        return out
 
     def _process_drift(
         self,
@@ -398,144 +358,3 @@ class FamilyHandlers:
             },
             out=out,
         )
-
-    def _process_error(
-        self, state: _AgentState, event: AgentEvent, n: int, out: list[Anomaly]
-    ) -> None:
-        score, failures, rate = state.errors.fail(n)
-        if failures <= 1 or score < self.error_warning_nats:
-            state.error_level = 0
-        level = _level(score, self.error_warning_nats, self.error_critical_nats)
-        if level <= state.error_level:
-            return
-        state.error_level = level
-        window = state.errors.window
-        self._raise(
-            event,
-            _ERROR_RATE,
-            score=score,
-            level=level,
-            warning=self.error_warning_nats,
-            critical=self.error_critical_nats,
-            onset_ns=event.ts_ns,
-            evidence={
-                "summary": (
-                    f"agent {event.agent}: {failures} of its last {window} calls failed, "
-                    f"usually {rate:.1%}"
-                ),
-                "failures": failures,
-                "window_calls": window,
-                "expected_rate": round(rate, 4),
-                "tool": event.key,
-            },
-            out=out,
-        )
-
-    def _process_decision(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
-        run, slow_s, usual_s = state.latency.observe(event.duration_s)
-        if run == 0.0:
-            # Re-armed only by as many usual decisions in a row as make an alarm: one fast
-            # decision amid slow ones does not end the episode.
-            if state.latency_level:
-                state.latency_level += 1
-                if state.latency_level > self.latency_min_run:
-                    state.latency_level = 0
-            return []
-        if state.latency_level:
-            state.latency_level = 1  # still slow: the calm streak starts over
-            return []
-        if run < self.latency_min_run:
-            return []
-        state.latency_level = 1  # raised; counts usual decisions since, plus one
-        out: list[Anomaly] = []
-        self._raise(
-            event,
-            _LATENCY,
-            score=run,
-            level=Severity.WARNING.rank,
-            warning=float(self.latency_min_run),
-            critical=float(self.latency_min_run),
-            onset_ns=event.ts_ns,
-            evidence={
-                "summary": (
-                    f"agent {event.agent}: {int(run)} slow decisions in a row, about "
-                    f"{slow_s:.2f} s each, usually {usual_s:.2f} s"
-                ),
-                "slow_decisions": int(run),
-                "observed_s": round(slow_s, 3),
-                "expected_s": round(usual_s, 3),
-            },
-            out=out,
-        )
-        return out
-
-    def _process_goal(self, state: _AgentState, event: AgentEvent) -> None:
-        goal = state.goal
-        before = (goal.goal, goal.progress)
-        goal.progress_to(event.key, event.value, event.ts_ns, state.actions)
-        if (goal.goal, goal.progress) != before:
-            state.goal_level = 0
-        state.goal_deadline = goal.deadline(state.actions) if goal.armed else math.inf
-
-    def _raise_goal_stall(
-        self, state: _AgentState, event: AgentEvent, n: int, out: list[Anomaly]
-    ) -> None:
-        goal = state.goal
-        goal.catch_up(n)
-        state.goal_level = Severity.WARNING.rank
-        limit = goal.limit
-        self._raise(
-            event,
-            _GOAL_STALL,
-            score=goal.actions / limit,
-            level=Severity.WARNING.rank,
-            warning=1.0,
-            critical=1.0,
-            onset_ns=goal.since_ns or event.ts_ns,
-            evidence={
-                "summary": (
-                    f"agent {event.agent}: {goal.actions} actions without progress on goal "
-                    f"{goal.goal} (stuck at {goal.progress:.0%})"
-                ),
-                "goal": goal.goal,
-                "progress": goal.progress,
-                "actions_without_progress": goal.actions,
-                "expected": f"progress within {limit:.0f} actions",
-            },
-            out=out,
-        )
-
-    def _process_message(self, state: _AgentState, event: AgentEvent) -> list[Anomaly]:
-        messages = state.messages
-        if messages is None:
-            messages = state.messages = MessageVolumeDetector(window_s=self.message_window_s)
-        previous = messages.window
-        window, z = messages.observe(event.ts_ns / _NS_PER_S, event.value, event.key)
-        # As the action rate's: a window closing below the warning ends the excursion, and so
-        # does a silence of more than three windows.
-        if (
-            window != previous
-            and previous is not None
-            and (state.message_last_z < self.message_warning_z or window > previous + 3)
-        ):
-            state.message_level = 0
-        state.message_last_z = z
-        if z < self.message_warning_z or state.message_level:
-            return []
-        state.message_level = Severity.WARNING.rank
-        onset = messages.onset_window
-        onset_ns = round((window if onset is None else onset) * self.message_window_s * _NS_PER_S)
-        out: list[Anomaly] = []
-        self._raise(
-            event,
-            _MESSAGE_VOLUME,
-            score=z,
-            level=Severity.WARNING.rank,
-            warning=self.message_warning_z,
-            critical=self.message_warning_z,
-            # Float event time can put the window edge a few hundred ns past the event.
-            onset_ns=min(onset_ns, event.ts_ns),
-            evidence=message_evidence(messages, event.agent),
-            out=out,
-        )
-        return out

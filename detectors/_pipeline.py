@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import pickle
-import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._families import FamilyHandlers, _AgentState
+from agentwatch.detectors._families_health import HealthHandlers
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
 from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import _SQRT2, _SQRT3, ActionRateDetector
+from agentwatch.detectors._snapshots import _SNAPSHOT_VERSION as _SNAPSHOT_VERSION
+from agentwatch.detectors._snapshots import PipelineSnapshots
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
 
 __all__ = ["DetectorPipeline"]
 
 # _AgentState lived in this module until snapshot version 2: version 1 pickles name it here, and
-# the import above keeps that name resolvable.
+# the import above keeps that name resolvable. _SNAPSHOT_VERSION is re-exported for the tests.
 
 _NS_PER_S = 1_000_000_000
 
@@ -30,12 +31,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-_SNAPSHOT_MAGIC = b"AWDP"
-_SNAPSHOT_VERSION = 3  # 2: the families beyond loop and action rate; 3: message volume
-_SNAPSHOT_VERSIONS = (1, 2, 3)  # restorable; an older agent gets fresh families it lacked
-
-
-class DetectorPipeline(FamilyHandlers):
+class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     """Keys events by agent, runs the per-agent detectors, thresholds with hysteresis.
 
     Each agent (``AgentEvent.agent``) gets, lazily, one detector of each family (DESIGN.md,
@@ -348,76 +344,6 @@ class DetectorPipeline(FamilyHandlers):
 
     def __len__(self) -> int:
         return len(self._agents)
-
-    def snapshot(self, agents: Iterable[str] | None = None) -> bytes:
-        """Versioned bytes of the learned state of ``agents`` (default: every agent).
-
-        A restart restores it (baselines survive); a replica handing cohorts to another sends
-        the snapshot of their agents. The payload is a pickle: restore only snapshots this
-        service wrote (a local file or an authenticated admin API), never untrusted input.
-        """
-        wanted = (
-            self._agents
-            if agents is None
-            else {a: self._agents[a] for a in agents if a in self._agents}
-        )
-        state = {"config": self._config(), "agents": dict(wanted)}
-        return _SNAPSHOT_MAGIC + struct.pack("<H", _SNAPSHOT_VERSION) + pickle.dumps(state)
-
-    def restore(self, blob: bytes, *, merge: bool = True) -> int:
-        """Load a :meth:`snapshot`; returns how many agents it held.
-
-        Older versions restore too: version 1 (loop and action rate only) and version 2 (before
-        message volume); their agents keep the baselines they had and start the other families
-        afresh.
-
-        Args:
-            blob: The snapshot.
-            merge: Keep agents not in the snapshot (a hand-off); False replaces everything.
-
-        Raises:
-            ValueError: Not a snapshot, an unknown version, or detector settings that differ
-                from this pipeline's (its baselines would mean something else).
-        """
-        header = len(_SNAPSHOT_MAGIC) + 2
-        if blob[: len(_SNAPSHOT_MAGIC)] != _SNAPSHOT_MAGIC or len(blob) < header:
-            raise ValueError("blob is not an agentwatch detector snapshot")
-        (version,) = struct.unpack("<H", blob[len(_SNAPSHOT_MAGIC) : header])
-        if version not in _SNAPSHOT_VERSIONS:
-            raise ValueError(
-                f"snapshot version {version} is not supported (want one of {_SNAPSHOT_VERSIONS})"
-            )
-        state = pickle.loads(blob[header:])
-        config = self._config()
-        if version < _SNAPSHOT_VERSION:  # it knew fewer settings: compare those
-            config = {k: v for k, v in config.items() if k in state["config"]}
-        if state["config"] != config:
-            raise ValueError(
-                f"snapshot was taken with detector settings {state['config']}, "
-                f"this pipeline has {config}"
-            )
-        agents: dict[str, _AgentState] = state["agents"]
-        if version < _SNAPSHOT_VERSION:
-            for agent_state in agents.values():
-                fresh = self._new_state()
-                for name in _AgentState.__slots__:
-                    if not hasattr(agent_state, name):
-                        setattr(agent_state, name, getattr(fresh, name))
-        if not merge:
-            self._agents.clear()
-        self._agents.update(agents)
-        return len(agents)
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            "loop_min_repeats": self.loop_min_repeats,
-            "rate_window_s": self.rate_window_s,
-            "rate_warmup_windows": self.rate_warmup_windows,
-            "rate_alpha": self.rate_alpha,
-            "rate_max_gap_windows": self.rate_max_gap_windows,
-            "goal_stall_actions": self.goal_stall_actions,
-            "message_window_s": self.message_window_s,
-        }
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

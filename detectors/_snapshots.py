@@ -1,0 +1,112 @@
+"""Pipeline snapshots: versioned bytes of the agents' learned state, and their restore.
+
+A snapshot is the magic ``AWDP``, a little-endian ``uint16`` version, then a pickle of the
+settings that shape the baselines (:meth:`PipelineSnapshots._config`) and the agents'
+:class:`~agentwatch.detectors._families._AgentState`. Pickles name classes by module:
+``_AgentState`` stays importable from ``_families`` (versions 2 and up) and ``_pipeline``
+(version 1), and the detector classes from their modules.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agentwatch.detectors._families import _AgentState
+
+__all__ = ["PipelineSnapshots"]
+
+_SNAPSHOT_MAGIC = b"AWDP"
+_SNAPSHOT_VERSION = 3  # 2: the families beyond loop and action rate; 3: message volume
+_SNAPSHOT_VERSIONS = (1, 2, 3)  # restorable; an older agent gets fresh families it lacked
+
+
+class PipelineSnapshots:
+    """:class:`DetectorPipeline`'s :meth:`snapshot` and :meth:`restore`.
+
+    A mix-in: the pipeline holds the settings and the agents, and makes a fresh agent state
+    (``_new_state``). Not thread-safe (serialize with :meth:`DetectorPipeline.process`); no I/O.
+    """
+
+    loop_min_repeats: int
+    rate_window_s: float
+    rate_warmup_windows: int
+    rate_alpha: float
+    rate_max_gap_windows: int
+    goal_stall_actions: int
+    message_window_s: float
+    _agents: dict[str, _AgentState]
+    _new_state: Callable[[], _AgentState]
+
+    def snapshot(self, agents: Iterable[str] | None = None) -> bytes:
+        """Versioned bytes of the learned state of ``agents`` (default: every agent).
+
+        A restart restores it (baselines survive); a replica handing cohorts to another sends
+        the snapshot of their agents. The payload is a pickle: restore only snapshots this
+        service wrote (a local file or an authenticated admin API), never untrusted input.
+        """
+        wanted = (
+            self._agents
+            if agents is None
+            else {a: self._agents[a] for a in agents if a in self._agents}
+        )
+        state = {"config": self._config(), "agents": dict(wanted)}
+        return _SNAPSHOT_MAGIC + struct.pack("<H", _SNAPSHOT_VERSION) + pickle.dumps(state)
+
+    def restore(self, blob: bytes, *, merge: bool = True) -> int:
+        """Load a :meth:`snapshot`; returns how many agents it held.
+
+        Older versions restore too: version 1 (loop and action rate only) and version 2 (before
+        message volume); their agents keep the baselines they had and start the other families
+        afresh.
+
+        Args:
+            blob: The snapshot.
+            merge: Keep agents not in the snapshot (a hand-off); False replaces everything.
+
+        Raises:
+            ValueError: Not a snapshot, an unknown version, or detector settings that differ
+                from this pipeline's (its baselines would mean something else).
+        """
+        header = len(_SNAPSHOT_MAGIC) + 2
+        if blob[: len(_SNAPSHOT_MAGIC)] != _SNAPSHOT_MAGIC or len(blob) < header:
+            raise ValueError("blob is not an agentwatch detector snapshot")
+        (version,) = struct.unpack("<H", blob[len(_SNAPSHOT_MAGIC) : header])
+        if version not in _SNAPSHOT_VERSIONS:
+            raise ValueError(
+                f"snapshot version {version} is not supported (want one of {_SNAPSHOT_VERSIONS})"
+            )
+        state = pickle.loads(blob[header:])
+        config = self._config()
+        if version < _SNAPSHOT_VERSION:  # it knew fewer settings: compare those
+            config = {k: v for k, v in config.items() if k in state["config"]}
+        if state["config"] != config:
+            raise ValueError(
+                f"snapshot was taken with detector settings {state['config']}, "
+                f"this pipeline has {config}"
+            )
+        agents: dict[str, _AgentState] = state["agents"]
+        if version < _SNAPSHOT_VERSION:
+            for agent_state in agents.values():
+                fresh = self._new_state()
+                for name in _AgentState.__slots__:
+                    if not hasattr(agent_state, name):
+                        setattr(agent_state, name, getattr(fresh, name))
+        if not merge:
+            self._agents.clear()
+        self._agents.update(agents)
+        return len(agents)
+
+    def _config(self) -> dict[str, Any]:
+        """The settings the baselines depend on; a restore needs the snapshot's to match."""
+        return {
+            "loop_min_repeats": self.loop_min_repeats,
+            "rate_window_s": self.rate_window_s,
+            "rate_warmup_windows": self.rate_warmup_windows,
+            "rate_alpha": self.rate_alpha,
+            "rate_max_gap_windows": self.rate_max_gap_windows,
+            "goal_stall_actions": self.goal_stall_actions,
+            "message_window_s": self.message_window_s,
+        }
