@@ -19,6 +19,7 @@ from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, 
 from agentwatch.detectors._loop import CycleDetector, LoopDetector
 from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import ActionRateDetector
+from agentwatch.detectors._session_pattern import SessionTrail
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
 __all__ = ["AnomalyRaiser", "FamilyHandlers"]
@@ -70,6 +71,7 @@ class _AgentState:
         "rate",
         "rate_last_z",
         "rate_level",
+        "trail",
     )
 
     def __init__(
@@ -108,6 +110,8 @@ class _AgentState:
         self.messages: MessageVolumeDetector | None = None
         self.message_last_z = 0.0  # score of the open window's latest message, i.e. its highest
         self.message_level = 0  # highest severity rank already raised in the current excursion
+        # Created at the agent's first session: the calls awaiting their session's verdict.
+        self.trail: SessionTrail | None = None
 
 
 class AnomalyRaiser:

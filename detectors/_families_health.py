@@ -2,7 +2,8 @@
 
 :class:`HealthHandlers` turns the scores of the activity drop (``action_drop``,
 ``action_stall``, on heartbeats), error rate (``error_rate``), decision latency
-(``decision_latency``), goal stall (``goal_stall``) and message volume (``message_volume``)
+(``decision_latency``), goal stall (``goal_stall``), message volume (``message_volume``) and
+session pattern (``session_pattern``, against the cohort's sessions)
 detectors into thresholded anomalies with evidence, keeping each family's hysteresis in the
 agent's :class:`~agentwatch.detectors._families._AgentState`. The action-stream families (loop,
 cycle, action rate, decision drift) are :class:`~agentwatch.detectors._families.FamilyHandlers`';
@@ -15,6 +16,7 @@ import math
 
 from agentwatch.detectors._families import _NS_PER_S, AnomalyRaiser, _AgentState, _level
 from agentwatch.detectors._messages import MessageVolumeDetector, message_evidence
+from agentwatch.detectors._session_pattern import CohortSessions, SessionTrail
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
 __all__ = ["HealthHandlers"]
@@ -25,6 +27,7 @@ _ERROR_RATE = "error_rate"
 _LATENCY = "decision_latency"
 _GOAL_STALL = "goal_stall"
 _MESSAGE_VOLUME = "message_volume"
+_SESSION_PATTERN = "session_pattern"
 _RUNNING = "running"  # agentwatch.agent.status of an agent at work
 
 
@@ -36,6 +39,7 @@ class HealthHandlers(AnomalyRaiser):
     """
 
     rate_window_s: float
+    _sessions: CohortSessions
     drop_warning_nats: float
     error_warning_nats: float
     error_critical_nats: float
@@ -236,3 +240,43 @@ class HealthHandlers(AnomalyRaiser):
             out=out,
         )
         return out
+
+    def _process_session(self, state: _AgentState, event: AgentEvent) -> None:
+        """A session (its span's start and duration): judged once the agent's clock passes its
+        end, when its calls are in whatever order the spans arrived (``_session_pattern``)."""
+        trail = state.trail
+        if trail is None:
+            trail = state.trail = SessionTrail()
+        end_ns = event.ts_ns + round(event.duration_s * _NS_PER_S)
+        trail.session(event.ts_ns, end_ns, event.key)
+
+    def _close_sessions(
+        self, state: _AgentState, event: AgentEvent, trail: SessionTrail, out: list[Anomaly]
+    ) -> None:
+        """Judges the agent's sessions that ended before ``event`` against its cohort's."""
+        for session_id, start_ns, _, keys in trail.due(event.ts_ns):
+            verdict = self._sessions.judge(event.service, keys)
+            if verdict is None:
+                continue
+            step = f"call {verdict.position + 1}, {verdict.key}" if verdict.key else "its end"
+            self._raise(
+                event,
+                _SESSION_PATTERN,
+                score=verdict.score,
+                level=Severity.WARNING.rank,
+                warning=verdict.threshold,
+                critical=verdict.threshold,
+                onset_ns=start_ns,
+                evidence={
+                    "summary": (
+                        f"agent {event.agent}: session {session_id or '(no id)'} is unlike "
+                        f"{event.service}'s sessions at {step} ({verdict.calls} calls)"
+                    ),
+                    "session": session_id,
+                    "step": verdict.position + 1,
+                    "key": verdict.key,
+                    "calls": verdict.calls,
+                    "expected": f"a sequence of calls {event.service}'s agents make",
+                },
+                out=out,
+            )

@@ -15,6 +15,7 @@ from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, 
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
 from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import _SQRT2, _SQRT3, ActionRateDetector
+from agentwatch.detectors._session_pattern import CohortSessions
 from agentwatch.detectors._snapshots import _SNAPSHOT_VERSION as _SNAPSHOT_VERSION
 from agentwatch.detectors._snapshots import PipelineSnapshots
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
@@ -36,7 +37,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
 
     Each agent (``AgentEvent.agent``) gets, lazily, one detector of each family (DESIGN.md,
     Detectors). Each event is scored, then learned (river's order) by the detectors that read
-    its kind; other kinds (state, checkpoint, session, model, other) are ignored:
+    its kind; other kinds (state, checkpoint, model, other) are ignored:
 
     ==========  =====================================================================
     event       detectors (anomaly ``detector`` names)
@@ -51,6 +52,9 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     goal        :class:`GoalStallDetector` (``goal_stall``, raised on the actions after it)
     message     :class:`MessageVolumeDetector` (``message_volume``) on its peer and bytes,
                 created at the agent's first message (an agent that sends none pays nothing)
+    session     its calls, kept from the agent's first session on, judged against the
+                cohort's :class:`TransitionModel` once the session has ended
+                (``session_pattern``; ``_session_pattern``)
     ==========  =====================================================================
 
     Thresholds and hysteresis (WARNING alerts people; CRITICAL is what opens a breaker by
@@ -86,6 +90,11 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
       warning, or more than three windows without a message). Onset: the first of the windows
       just before it that were held out of the baseline as outliers (where the flood began),
       else the open window's start. The evidence names the window's top peer.
+    * ``session_pattern`` (WARNING only): a session's least probable step, given up to three
+      calls before it, unseen calls and loops longer than any seen, scores at or above the
+      cohort model's threshold once the cohort has learned ``session_min_sessions`` sessions;
+      one per session, onset at its start. Normal sessions are learned; a surprise seen in 100
+      of a cohort's sessions is learned as its new normal.
 
     A new agent starts from its cohort's (``service.name``) rate baseline and tool mix: those of
     the cohort's agent whose warm rate baseline most recently closed a window, so it is not blind
@@ -125,6 +134,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         message_window_s: Event-time window of the message volume, in seconds.
         message_warning_z: z-score of the open window's messages (or bytes) that raises a
             WARNING. Normal simulated fleets peak near 5 (the scenario backtest).
+        session_min_sessions: Sessions a cohort's model learns before it judges any.
         clock: Wall clock in ns since the epoch, for ``Anomaly.detected_ns``.
         id_factory: Makes ``Anomaly.id`` (32 hex chars).
 
@@ -160,6 +170,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         goal_stall_actions: int = 12,
         message_window_s: float = 10.0,
         message_warning_z: float = 8.0,
+        session_min_sessions: int = 200,
         clock: Callable[[], int] = time.time_ns,
         id_factory: Callable[[], str] = _new_id,
     ) -> None:
@@ -204,6 +215,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         self.goal_stall_actions = goal_stall_actions
         self.message_window_s = message_window_s
         self.message_warning_z = message_warning_z
+        self.session_min_sessions = session_min_sessions
+        self._sessions = CohortSessions(min_sessions=session_min_sessions)
         self.clock = clock
         self.id_factory = id_factory
         self._window_ns = round(rate_window_s * _NS_PER_S)
@@ -311,10 +324,19 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
                 self._process_error(state, event, n, anomalies)
             if n >= state.goal_deadline and not state.goal_level:
                 self._raise_goal_stall(state, event, n, anomalies)
+            trail = state.trail  # None unless the agent reports sessions
+            if trail is not None:
+                trail.add(ts_ns, key)
+                if trail.pending:
+                    self._close_sessions(state, event, trail, anomalies)
             return anomalies
         if kind is EventKind.HEARTBEAT:
             state = self._agents.get(event.agent) or self._add_agent(event)
-            return self._process_heartbeat(state, event)
+            anomalies = self._process_heartbeat(state, event)
+            trail = state.trail
+            if trail is not None and trail.pending:
+                self._close_sessions(state, event, trail, anomalies)
+            return anomalies
         if kind is EventKind.DECISION:
             state = self._agents.get(event.agent) or self._add_agent(event)
             return self._process_decision(state, event)
@@ -324,6 +346,9 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         elif kind is EventKind.MESSAGE:
             state = self._agents.get(event.agent) or self._add_agent(event)
             return self._process_message(state, event)
+        elif kind is EventKind.SESSION:
+            state = self._agents.get(event.agent) or self._add_agent(event)
+            self._process_session(state, event)
         return []
 
     def _add_agent(self, event: AgentEvent) -> _AgentState:
@@ -352,6 +377,9 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "_sessions" not in state:  # pickled before the session family
+            self.session_min_sessions = 200
+            self._sessions = CohortSessions()
         self.clock = time.time_ns
         self.id_factory = _new_id
 

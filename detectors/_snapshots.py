@@ -1,8 +1,9 @@
 """Pipeline snapshots: versioned bytes of the agents' learned state, and their restore.
 
 A snapshot is the magic ``AWDP``, a little-endian ``uint16`` version, then a pickle of the
-settings that shape the baselines (:meth:`PipelineSnapshots._config`) and the agents'
-:class:`~agentwatch.detectors._families._AgentState`. Pickles name classes by module:
+settings that shape the baselines (:meth:`PipelineSnapshots._config`), the agents'
+:class:`~agentwatch.detectors._families._AgentState` and the cohorts' session models
+(:class:`~agentwatch.detectors._session_pattern.CohortSessions`). Pickles name classes by module:
 ``_AgentState`` stays importable from ``_families`` (versions 2 and up) and ``_pipeline``
 (version 1), and the detector classes from their modules.
 """
@@ -15,12 +16,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentwatch.detectors._families import _AgentState
+from agentwatch.detectors._session_pattern import CohortSessions
 
 __all__ = ["PipelineSnapshots"]
 
 _SNAPSHOT_MAGIC = b"AWDP"
-_SNAPSHOT_VERSION = 3  # 2: the families beyond loop and action rate; 3: message volume
-_SNAPSHOT_VERSIONS = (1, 2, 3)  # restorable; an older agent gets fresh families it lacked
+# 2: the families beyond loop and action rate; 3: message volume; 4: the cohorts' sessions
+_SNAPSHOT_VERSION = 4
+_SNAPSHOT_VERSIONS = (1, 2, 3, 4)  # restorable; an older agent gets fresh families it lacked
 
 
 class PipelineSnapshots:
@@ -38,6 +41,7 @@ class PipelineSnapshots:
     goal_stall_actions: int
     message_window_s: float
     _agents: dict[str, _AgentState]
+    _sessions: CohortSessions
     _new_state: Callable[[], _AgentState]
 
     def snapshot(self, agents: Iterable[str] | None = None) -> bytes:
@@ -52,15 +56,17 @@ class PipelineSnapshots:
             if agents is None
             else {a: self._agents[a] for a in agents if a in self._agents}
         )
-        state = {"config": self._config(), "agents": dict(wanted)}
+        # The cohorts' session models are shared by their agents: all of them go along (a
+        # hand-off moves whole cohorts, whose models then replace the receiver's of that name).
+        state = {"config": self._config(), "agents": dict(wanted), "sessions": self._sessions}
         return _SNAPSHOT_MAGIC + struct.pack("<H", _SNAPSHOT_VERSION) + pickle.dumps(state)
 
     def restore(self, blob: bytes, *, merge: bool = True) -> int:
         """Load a :meth:`snapshot`; returns how many agents it held.
 
-        Older versions restore too: version 1 (loop and action rate only) and version 2 (before
-        message volume); their agents keep the baselines they had and start the other families
-        afresh.
+        Older versions restore too: version 1 (loop and action rate only), version 2 (before
+        message volume) and version 3 (before the cohorts' session models); their agents keep
+        the baselines they had and start the other families afresh.
 
         Args:
             blob: The snapshot.
@@ -96,7 +102,10 @@ class PipelineSnapshots:
                         setattr(agent_state, name, getattr(fresh, name))
         if not merge:
             self._agents.clear()
+            self._sessions = CohortSessions(min_sessions=self._sessions.min_sessions)
         self._agents.update(agents)
+        if "sessions" in state:  # version 4 on
+            self._sessions.update(state["sessions"])
         return len(agents)
 
     def _config(self) -> dict[str, Any]:

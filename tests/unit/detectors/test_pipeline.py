@@ -55,6 +55,7 @@ def test_kinds_no_family_reads_are_ignored() -> None:
         EventKind.DECISION,
         EventKind.GOAL,
         EventKind.MESSAGE,
+        EventKind.SESSION,
     }
     for kind in EventKind:
         if kind in read:

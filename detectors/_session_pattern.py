@@ -1,0 +1,172 @@
+"""Decision patterns, per cohort: an agent's sessions against its cohort's learned sessions.
+
+A session (an ``invoke_agent`` span, ``EventKind.SESSION``) brackets the calls an agent made for
+one task. Its span ends, and so arrives, after its calls when it is exported live, and before
+them when history is replayed in time order; so the calls are kept per agent with their times
+(:class:`SessionTrail`), the session is remembered as pending, and it is judged once the agent's
+clock (a later call or heartbeat) has passed its end: then its calls are all in, in either order.
+
+The cohort's model (:class:`~agentwatch.detectors.TransitionModel`, DeepLog-style: the least
+probable step given up to three keys before it, unseen keys, loops longer than ever seen) is
+kept per ``service.name``: its state grows with the workflows' variety, not with the agents, so
+the agents of a cohort share one. A session scoring at or above its threshold is an anomaly and
+is not learned; a surprise that keeps coming back (the same key flagged in ``adopt_after``
+sessions of the cohort, a deploy's new tool) is learned from then on, so a new normal stops
+raising. Normal sessions are learned as they close.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from agentwatch.detectors._sequence import TransitionModel
+
+__all__ = ["CohortSessions", "SessionTrail", "SessionVerdict"]
+
+
+class SessionTrail:
+    """One agent's recent calls, with their times, and its sessions waiting for their calls.
+
+    Created at the agent's first session event (agents that never report sessions carry
+    nothing). At most ``max_calls`` calls are kept (about 16 bytes each: a reference to an
+    interned key and a 64-bit time): a session longer than that is judged on its last
+    ``max_calls``. Not thread-safe.
+    """
+
+    __slots__ = ("keys", "max_calls", "pending", "times")
+
+    def __init__(self, max_calls: int = 128) -> None:
+        self.max_calls = max_calls
+        self.keys: list[str] = []
+        self.times = array("q")
+        self.pending: list[tuple[int, int, str]] = []  # (start ns, end ns, session id)
+
+    def add(self, ts_ns: int, key: str) -> None:
+        """Keeps one call."""
+        self.keys.append(key)
+        self.times.append(ts_ns)
+        if len(self.keys) > self.max_calls:
+            half = self.max_calls // 2
+            del self.keys[:half], self.times[:half]
+
+    def session(self, start_ns: int, end_ns: int, session_id: str) -> None:
+        """Remembers a session until the agent's clock passes its end."""
+        self.pending.append((start_ns, end_ns, session_id))
+
+    def due(self, now_ns: int) -> list[tuple[str, int, int, list[str]]]:
+        """The pending sessions that ended before ``now_ns``, each with its calls' keys in time
+        order: (session id, start ns, end ns, keys). Calls up to the last such end are dropped."""
+        if not self.pending:
+            return []
+        ready = [p for p in self.pending if p[1] < now_ns]
+        if not ready:
+            return []
+        self.pending = [p for p in self.pending if p[1] >= now_ns]
+        keys, times = self.keys, self.times
+        order = sorted(range(len(times)), key=times.__getitem__)  # replays may interleave
+        out = []
+        for start, end, session_id in ready:
+            out.append(
+                (session_id, start, end, [keys[i] for i in order if start <= times[i] <= end])
+            )
+        last = max(end for _, end, _ in ready)
+        if not self.pending or all(p[0] > last for p in self.pending):
+            kept = [i for i in range(len(times)) if times[i] > last]
+            self.keys = [keys[i] for i in kept]
+            self.times = array("q", [times[i] for i in kept])
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionVerdict:
+    """A judged session that scored at or above its cohort model's threshold.
+
+    Attributes:
+        score: The session's largest step surprise, in nats.
+        threshold: The model's threshold, in nats.
+        key: The most surprising step's key ("" for the session's end: it stopped short).
+        position: That step's index in the session (0-based; ``len(keys)`` for the end).
+        calls: The session's calls.
+    """
+
+    score: float
+    threshold: float
+    key: str
+    position: int
+    calls: int
+
+
+class CohortSessions:
+    """One :class:`TransitionModel` per cohort, scoring and learning its agents' sessions.
+
+    Args:
+        min_sessions: Sessions a cohort's model learns before its scores are used.
+        adopt_after: Flagged sessions of a cohort whose most surprising key is the same, after
+            which sessions with that key are learned (a new normal, such as a deployed tool).
+        min_calls: Sessions with fewer calls are neither scored nor learned.
+        make: Makes a cohort's model.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_sessions: int = 200,
+        adopt_after: int = 100,
+        min_calls: int = 2,
+        make: type[TransitionModel] = TransitionModel,
+    ) -> None:
+        if min_sessions < 1:
+            raise ValueError(f"min_sessions must be >= 1, got {min_sessions}")
+        if adopt_after < 1:
+            raise ValueError(f"adopt_after must be >= 1, got {adopt_after}")
+        self.min_sessions = min_sessions
+        self.adopt_after = adopt_after
+        self.min_calls = min_calls
+        self.make = make
+        self.models: dict[str, TransitionModel] = {}
+        self.learned: dict[str, int] = {}  # cohort -> sessions learned
+        self.flagged: dict[str, dict[str, int]] = {}  # cohort -> surprising key -> sessions
+
+    def judge(self, service: str, keys: list[str]) -> SessionVerdict | None:
+        """Scores one closed session against its cohort's model, then learns it if normal (or a
+        surprise adopted as normal). Returns a verdict when it is anomalous."""
+        if len(keys) < self.min_calls:
+            return None
+        model = self.models.get(service)
+        if model is None:
+            model = self.models[service] = self.make()
+        if self.learned.get(service, 0) < self.min_sessions:
+            self._learn(service, model, keys)
+            return None
+        steps = model.explain_one({"keys": keys})
+        position, (key, score) = max(enumerate(steps), key=lambda s: s[1][1])
+        threshold = model.threshold_nats
+        if score < threshold:
+            self._learn(service, model, keys)
+            return None
+        key = key if position < len(keys) else ""
+        seen = self.flagged.setdefault(service, {})
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] >= self.adopt_after:
+            self._learn(service, model, keys)
+        return SessionVerdict(score, threshold, key, position, len(keys))
+
+    def update(self, other: CohortSessions) -> None:
+        """Takes ``other``'s cohorts (models and counts), replacing any of the same name: a
+        snapshot restored, or cohorts handed over by another replica."""
+        self.models.update(other.models)
+        self.learned.update(other.learned)
+        self.flagged.update(other.flagged)
+
+    def _learn(self, service: str, model: TransitionModel, keys: list[str]) -> None:
+        model.learn_one({"keys": keys})
+        self.learned[service] = self.learned.get(service, 0) + 1
