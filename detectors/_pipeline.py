@@ -102,8 +102,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     rates and decision latencies differ from agent to agent (0-4 % and 60-300 ms in the
     scenarios), so those wait for the agent's own warm-up. Missed heartbeats and agent counts
     are judged by a timer, outside the pipeline (``_liveness``, ``_census``). Not yet: eviction
-    of idle agents other than :meth:`forget`. A message event does not say its direction (the
-    normalizer keeps the peer and bytes only), so received messages count too.
+    of idle agents other than :meth:`forget`. Message events are messages sent (the collector
+    does not count a message received as the receiver's).
 
     The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
     and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
@@ -378,8 +378,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if "_sessions" not in state:  # pickled before the session family
-            self.session_min_sessions = 200
-            self._sessions = CohortSessions()
+            self.session_min_sessions, self._sessions = 200, CohortSessions()
         self.clock = time.time_ns
         self.id_factory = _new_id
 
