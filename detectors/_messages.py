@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MessageVolumeDetector", "message_evidence"]
+from agentwatch.detectors._rate import _SQRT2, _SQRT3, check_window_settings
 
-_SQRT2, _SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
+__all__ = ["MessageVolumeDetector", "message_evidence"]
 
 
 class MessageVolumeDetector:
@@ -104,20 +104,11 @@ class MessageVolumeDetector:
         clip_z: float = 4.0,
         hold_windows: int = 30,
     ) -> None:
-        if not (window_s > 0 and math.isfinite(window_s)):
-            raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if warmup_windows < 1:
-            raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
-        if max_gap_windows < 0:
-            raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
+        check_window_settings(
+            window_s, alpha, warmup_windows, max_gap_windows, clip_z, hold_windows
+        )
         if not (min_mean > 0 and math.isfinite(min_mean)):
             raise ValueError(f"min_mean must be a finite number > 0, got {min_mean}")
-        if not clip_z > 0:
-            raise ValueError(f"clip_z must be > 0, got {clip_z}")
-        if hold_windows < 0:
-            raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
         self.window_s = window_s
         self.alpha = alpha
         self.warmup_windows = warmup_windows

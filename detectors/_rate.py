@@ -13,6 +13,30 @@ _SQRT2, _SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
 _LULL_SHARE = 0.5
 
 
+def check_window_settings(
+    window_s: float,
+    alpha: float,
+    warmup_windows: int,
+    max_gap_windows: int,
+    clip_z: float,
+    hold_windows: int,
+) -> None:
+    """Raises ValueError naming the first bad setting of a windowed count's baseline (the
+    action rate's, the message volume's)."""
+    if not (window_s > 0 and math.isfinite(window_s)):
+        raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if warmup_windows < 1:
+        raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
+    if max_gap_windows < 0:
+        raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
+    if not clip_z > 0:
+        raise ValueError(f"clip_z must be > 0, got {clip_z}")
+    if hold_windows < 0:
+        raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
+
+
 class ActionRateDetector:
     """Scores how far the current window's action count is above the learned per-window baseline.
 
@@ -115,20 +139,11 @@ class ActionRateDetector:
         hold_windows: int = 30,
         slow_alpha: float = 0.003,
     ) -> None:
-        if not (window_s > 0 and math.isfinite(window_s)):
-            raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if warmup_windows < 1:
-            raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
-        if max_gap_windows < 0:
-            raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
-        if not clip_z > 0:
-            raise ValueError(f"clip_z must be > 0, got {clip_z}")
+        check_window_settings(
+            window_s, alpha, warmup_windows, max_gap_windows, clip_z, hold_windows
+        )
         if not 0 < slow_alpha <= alpha:
             raise ValueError(f"slow_alpha must be in (0, alpha], got {slow_alpha}")
-        if hold_windows < 0:
-            raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
         self.window_s = window_s
         self.alpha = alpha
         self.warmup_windows = warmup_windows
