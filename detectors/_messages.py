@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agentwatch.detectors._rate import _SQRT2, _SQRT3, check_window_settings
+from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings
 
 __all__ = ["MessageVolumeDetector", "message_evidence"]
 

@@ -14,11 +14,11 @@ from agentwatch.detectors._families_health import HealthHandlers
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
 from agentwatch.detectors._messages import MessageVolumeDetector
-from agentwatch.detectors._rate import _SQRT2, _SQRT3, ActionRateDetector
+from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._session_pattern import CohortSessions
-from agentwatch.detectors._snapshots import _SNAPSHOT_VERSION as _SNAPSHOT_VERSION
 from agentwatch.detectors._snapshots import PipelineSnapshots
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
+from agentwatch.detectors._windows import _SQRT2, _SQRT3
 
 __all__ = ["DetectorPipeline"]
 

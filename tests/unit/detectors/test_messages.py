@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind, MessageVolumeDetector
-from agentwatch.detectors._pipeline import _SNAPSHOT_VERSION
+from agentwatch.detectors._snapshots import _SNAPSHOT_VERSION
 from tests.unit.detectors.streams import T0_S, action, poisson_times
 
 NS = 1_000_000_000
