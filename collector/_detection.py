@@ -61,7 +61,7 @@ class Detection:
     ) -> None:
         self.heartbeat_misses = settings.heartbeat_misses
         self.snapshot_path = settings.detector_snapshot_path
-        self.pipeline = DetectorPipeline(clock=clock)
+        self.pipeline = DetectorPipeline(clock=clock, session_patterns=settings.session_patterns)
         self.pipeline_lock = threading.Lock()  # the detect thread vs. snapshot and restore
         path = self.snapshot_path
         if path is not None and path.exists():

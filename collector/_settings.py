@@ -127,6 +127,9 @@ class ServiceSettings:
         breaker_probe_actions: Normal actions in HALF_OPEN that close the breaker.
         shadow: METRICS_ONLY for every agent: decide and log, send no control webhook.
         heartbeat_misses: Missed heartbeat intervals that make an agent lost.
+        session_patterns: Judge each agent's sessions against its cohort's learned sessions
+            (``session_pattern`` warnings); off by default, as agents' workflows vary: see
+            ``agentwatch.detectors._session_pattern`` for the measured trade-off.
         detector_snapshot_path: Detector state restored from here at start and written here
             at shutdown, so baselines survive restarts; None keeps it in memory only.
         tls_cert_file: PEM certificate chain: with ``tls_key_file``, OTLP (HTTP and gRPC) and the
@@ -164,6 +167,7 @@ class ServiceSettings:
     breaker_probe_actions: int = 3
     shadow: bool = False
     heartbeat_misses: float = 3.0
+    session_patterns: bool = False
     detector_snapshot_path: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

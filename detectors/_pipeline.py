@@ -52,9 +52,9 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     goal        :class:`GoalStallDetector` (``goal_stall``, raised on the actions after it)
     message     :class:`MessageVolumeDetector` (``message_volume``) on its peer and bytes,
                 created at the agent's first message (an agent that sends none pays nothing)
-    session     its calls, kept from the agent's first session on, judged against the
-                cohort's :class:`TransitionModel` once the session has ended
-                (``session_pattern``; ``_session_pattern``)
+    session     with ``session_patterns``: its calls, kept from the agent's first session
+                on, judged against the cohort's :class:`TransitionModel` once it has
+                ended (``session_pattern``; ``_session_pattern``)
     ==========  =====================================================================
 
     Thresholds and hysteresis (WARNING alerts people; CRITICAL is what opens a breaker by
@@ -90,27 +90,22 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
       warning, or more than three windows without a message). Onset: the first of the windows
       just before it that were held out of the baseline as outliers (where the flood began),
       else the open window's start. The evidence names the window's top peer.
-    * ``session_pattern`` (WARNING only): a session's least probable step, given up to three
-      calls before it, unseen calls and loops longer than any seen, scores at or above the
-      cohort model's threshold once the cohort has learned ``session_min_sessions`` sessions;
-      one per session, onset at its start. Normal sessions are learned; a surprise seen in 100
-      of a cohort's sessions is learned as its new normal.
+    * ``session_pattern`` (WARNING only; with ``session_patterns``): a session makes a step its
+      cohort never made (a call or a transition never seen, a run longer than any), once the
+      cohort has learned ``session_min_sessions`` sessions; one per session, onset at its start.
+      Normal sessions are learned; a novelty seen in 20 of a cohort's sessions becomes normal.
 
-    A new agent starts from its cohort's (``service.name``) rate baseline and tool mix: those of
-    the cohort's agent whose warm rate baseline most recently closed a window, so it is not blind
-    during its own warm-up (its drift is scored once its first ``window`` calls are in). Error
-    rates and decision latencies differ from agent to agent (0-4 % and 60-300 ms in the
-    scenarios), so those wait for the agent's own warm-up. Missed heartbeats and agent counts
-    are judged by a timer, outside the pipeline (``_liveness``, ``_census``). Not yet: eviction
-    of idle agents other than :meth:`forget`. Message events are messages sent (the collector
-    does not count a message received as the receiver's).
+    A new agent starts from the rate baseline and tool mix of its cohort's (``service.name``)
+    agent whose warm rate baseline most recently closed a window (drift scored after its first
+    ``window`` calls); error rates and latencies differ per agent and wait for its own warm-up.
+    Missed heartbeats and agent counts are judged by a timer, outside the pipeline
+    (``_liveness``, ``_census``). Message events are messages sent. Not yet: eviction of idle
+    agents other than :meth:`forget`.
 
-    The pipeline pickles (a snapshot keeps every baseline and hysteresis state), except ``clock``
-    and ``id_factory``: they are left out, since injected fakes rarely pickle, and an unpickled
-    pipeline gets the production defaults; assign the attributes to inject others again.
-
-    Not thread-safe: serialize calls to :meth:`process` (for instance one pipeline per worker, with
-    agents sharded across workers). No I/O, never blocks.
+    The pipeline pickles (a snapshot keeps every baseline and hysteresis state) but for ``clock``
+    and ``id_factory`` (injected fakes rarely pickle): an unpickled pipeline gets the defaults.
+    Not thread-safe: serialize calls to :meth:`process` (one pipeline per worker, agents sharded
+    across workers). No I/O, never blocks.
 
     Args:
         loop_min_repeats: Identical consecutive calls that make a loop (WARNING), and plays of a
@@ -134,6 +129,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         message_window_s: Event-time window of the message volume, in seconds.
         message_warning_z: z-score of the open window's messages (or bytes) that raises a
             WARNING. Normal simulated fleets peak near 5 (the scenario backtest).
+        session_patterns: Judge sessions against their cohort's (``session_pattern``); off by
+            default: a simulated normal fleet of 200 agents gets about 66 warnings an hour.
         session_min_sessions: Sessions a cohort's model learns before it judges any.
         clock: Wall clock in ns since the epoch, for ``Anomaly.detected_ns``.
         id_factory: Makes ``Anomaly.id`` (32 hex chars).
@@ -170,7 +167,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         goal_stall_actions: int = 12,
         message_window_s: float = 10.0,
         message_warning_z: float = 8.0,
-        session_min_sessions: int = 200,
+        session_patterns: bool = False,
+        session_min_sessions: int = 5000,
         clock: Callable[[], int] = time.time_ns,
         id_factory: Callable[[], str] = _new_id,
     ) -> None:
@@ -215,6 +213,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         self.goal_stall_actions = goal_stall_actions
         self.message_window_s = message_window_s
         self.message_warning_z = message_warning_z
+        self.session_patterns = session_patterns
         self.session_min_sessions = session_min_sessions
         self._sessions = CohortSessions(min_sessions=session_min_sessions)
         self.clock = clock
@@ -346,7 +345,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         elif kind is EventKind.MESSAGE:
             state = self._agents.get(event.agent) or self._add_agent(event)
             return self._process_message(state, event)
-        elif kind is EventKind.SESSION:
+        elif kind is EventKind.SESSION and self.session_patterns:
             state = self._agents.get(event.agent) or self._add_agent(event)
             self._process_session(state, event)
         return []
@@ -378,7 +377,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if "_sessions" not in state:  # pickled before the session family
-            self.session_min_sessions, self._sessions = 200, CohortSessions()
+            self.session_patterns, self._sessions = False, CohortSessions()
+            self.session_min_sessions = self._sessions.min_sessions
         self.clock = time.time_ns
         self.id_factory = _new_id
 

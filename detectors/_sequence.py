@@ -133,6 +133,28 @@ class TransitionModel:
             out.append((key, surprise))
         return out
 
+    def novel_steps(self, keys: Sequence[str]) -> list[tuple[int, str]]:
+        """The steps never seen in training: (index, key) of each call whose key, or whose
+        transition from the call before (the session's start for the first), never occurred,
+        or that extends a run of its key beyond the longest seen; index ``len(keys)`` with key
+        "" when the session's end after its last call never occurred. Empty before learning."""
+        if not self._n_steps:
+            return []
+        path = [_START, *keys, _END]
+        out: list[tuple[int, str]] = []
+        run = 0
+        for i in range(1, len(path)):
+            key = path[i]
+            run = run + 1 if key == path[i - 1] else 1
+            followers = self._next.get((path[i - 1],))
+            if (
+                followers is None
+                or key not in followers
+                or (key != _END and run > self._max_run.get(key, 1))
+            ):
+                out.append((i - 1, "" if key == _END else key))
+        return out
+
     def _step_surprise(self, path: list[str], i: int) -> float:
         key = path[i]
         if key != _END and key not in self._keys:

@@ -107,3 +107,13 @@ def test_yaml_config_feeds_alerting_and_remediation(tmp_path: Path, webhook_secr
     path.write_text("alerting: {route: {receiver: x}}\n")
     with pytest.raises(ConfigError, match="AGENTWATCH_WEBHOOK_SECRET"):
         ServiceSettings.from_env({}, config_file=path)
+
+
+def test_yaml_turns_on_session_patterns(tmp_path: Path) -> None:
+    path = tmp_path / "agentwatch.yaml"
+    path.write_text("session_patterns: true\n")
+    assert ServiceSettings.from_env({}, config_file=path).session_patterns
+    assert not ServiceSettings.from_env({}).session_patterns  # off by default
+    settings = local_settings(tmp_path / "data", session_patterns=True)
+    with RunningService(settings) as running:
+        assert running.service.pipeline.session_patterns

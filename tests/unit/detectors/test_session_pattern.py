@@ -16,7 +16,7 @@ NS = 1_000_000_000
 
 def test_a_cohort_model_flags_the_synthetic_faults_and_keeps_normal_sessions_quiet() -> None:
     data = synthetic_sessions(0, n_train=1000, n_test=1000)
-    cohort = CohortSessions()
+    cohort = CohortSessions(min_sessions=500, adopt_after=100)
     assert not any(cohort.judge("svc", keys) for keys in data.train)
     flags = [cohort.judge("svc", keys) is not None for keys in data.test]
     scores = precision_recall_f1(flags, data.labels)
@@ -121,7 +121,8 @@ def _session_events(
 @pytest.mark.parametrize("live", [True, False])
 def test_the_pipeline_judges_sessions_against_the_cohort_in_either_order(live: bool) -> None:
     data = synthetic_sessions(1, n_train=1000, n_test=1000)
-    pipeline = DetectorPipeline(session_min_sessions=200)
+    pipeline = DetectorPipeline(session_patterns=True, session_min_sessions=200)
+    pipeline._sessions.adopt_after = 100  # the test faults recur hundreds of times
     found = []
     for event in _session_events(data.train + data.test, live=live):
         found += [a for a in pipeline.process(event) if a.detector == "session_pattern"]
@@ -137,11 +138,11 @@ def test_the_pipeline_judges_sessions_against_the_cohort_in_either_order(live: b
 
 def test_the_cohorts_sessions_survive_a_snapshot_and_an_older_snapshot_restores() -> None:
     data = synthetic_sessions(2, n_train=400, n_test=0)
-    original = DetectorPipeline()
+    original = DetectorPipeline(session_patterns=True, session_min_sessions=200)
     for event in _session_events(data.train, live=True):
         original.process(event)
     destructive = [["search_web", "drop_table", "summarize"]] * 10
-    restored = DetectorPipeline()
+    restored = DetectorPipeline(session_patterns=True, session_min_sessions=200)
     restored.restore(original.snapshot())
     found = [
         a.detector
@@ -153,6 +154,34 @@ def test_the_cohorts_sessions_survive_a_snapshot_and_an_older_snapshot_restores(
     blob = original.snapshot()
     state = pickle.loads(blob[6:])
     del state["sessions"]
-    old = DetectorPipeline()
+    old = DetectorPipeline(session_patterns=True)
     assert old.restore(blob[:4] + (3).to_bytes(2, "little") + pickle.dumps(state)) == 10
     assert old._sessions.models == {}
+
+
+def test_sessions_are_ignored_unless_session_patterns_is_on() -> None:
+    data = synthetic_sessions(3, n_train=300, n_test=0)
+    destructive = [["search_web", "drop_table", "summarize"]] * 5
+    for on in (False, True):
+        pipeline = DetectorPipeline(session_patterns=on, session_min_sessions=200)
+        found = [
+            a.detector
+            for event in _session_events(data.train + destructive, live=True)
+            for a in pipeline.process(event)
+        ]
+        assert ("session_pattern" in found) is on
+        assert (pipeline._agents["a0"].trail is not None) is on
+
+
+def test_novel_steps_are_the_ones_never_made() -> None:
+    from agentwatch.detectors import TransitionModel
+
+    model = TransitionModel()
+    assert model.novel_steps(["a"]) == []  # nothing learned: nothing to compare with
+    for _ in range(3):
+        model.learn_one({"keys": ["plan", "search", "search", "answer"]})
+    assert model.novel_steps(["plan", "search", "search", "answer"]) == []
+    assert model.novel_steps(["plan", "answer"]) == [(1, "answer")]  # a skipped step
+    assert model.novel_steps(["plan", "search", "search", "search", "answer"]) == [(3, "search")]
+    assert model.novel_steps(["plan", "rm", "answer"]) == [(1, "rm"), (2, "answer")]
+    assert model.novel_steps(["plan", "search"]) == [(2, "")]  # it never ended there
