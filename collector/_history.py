@@ -48,7 +48,8 @@ def add_history_arguments(datasets: Any) -> None:
             "examples:\n"
             "  agentwatch backtest history --since 24h\n"
             "  agentwatch backtest history --since 2026-11-20T00:00:00Z --service research-agent"
-            " \\\n      --rate-warning-z 5 --data-dir ./agentwatch-data"
+            " \\\n      --rate-warning-z 5 --data-dir ./agentwatch-data\n"
+            "  agentwatch backtest history --since 7d --session-patterns"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,6 +60,18 @@ def add_history_arguments(datasets: Any) -> None:
     history.add_argument("--loop-min-repeats", type=int, default=3)
     history.add_argument("--rate-warning-z", type=float, default=6.0)
     history.add_argument("--rate-critical-z", type=float, default=8.0)
+    history.add_argument(
+        "--session-patterns",
+        action="store_true",
+        help="also judge sessions against their cohort's (session_pattern, off in the service "
+        "unless its config says session_patterns: true)",
+    )
+    history.add_argument(
+        "--session-min-sessions",
+        type=int,
+        default=5000,
+        help="sessions a cohort learns before any is judged (default 5000)",
+    )
     history.add_argument("--show", type=int, default=20, help="anomalies listed (default 20)")
 
 
@@ -155,6 +168,8 @@ def run_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
             loop_min_repeats=args.loop_min_repeats,
             rate_warning_z=args.rate_warning_z,
             rate_critical_z=args.rate_critical_z,
+            session_patterns=args.session_patterns,
+            session_min_sessions=args.session_min_sessions,
         )
     except ValueError as exc:
         print(f"agentwatch backtest history: {exc}", file=sys.stderr)

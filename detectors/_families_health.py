@@ -258,7 +258,7 @@ class HealthHandlers(AnomalyRaiser):
             verdict = self._sessions.judge(event.service, keys)
             if verdict is None:
                 continue
-            step = f"call {verdict.position + 1}, {verdict.key}" if verdict.key else "its end"
+            step = f"call {verdict.position + 1} ({verdict.key})" if verdict.key else "its end"
             self._raise(
                 event,
                 _SESSION_PATTERN,
@@ -269,14 +269,15 @@ class HealthHandlers(AnomalyRaiser):
                 onset_ns=start_ns,
                 evidence={
                     "summary": (
-                        f"agent {event.agent}: session {session_id or '(no id)'} is unlike "
-                        f"{event.service}'s sessions at {step} ({verdict.calls} calls)"
+                        f"agent {event.agent}: session {session_id or '(no id)'} "
+                        f"({verdict.calls} calls) has a step cohort {event.service} never "
+                        f"made: {step}"
                     ),
                     "session": session_id,
                     "step": verdict.position + 1,
                     "key": verdict.key,
                     "calls": verdict.calls,
-                    "expected": f"a sequence of calls {event.service}'s agents make",
+                    "expected": f"the steps cohort {event.service}'s sessions make",
                 },
                 out=out,
             )

@@ -80,3 +80,33 @@ def test_replayed_rows_carry_the_span_duration(history: Path) -> None:
     assert len(rows) == 220
     # Decision latency comes from Duration: without it a replay never sees a slow decision.
     assert {to_event(row).duration_s for row in rows} == {1e-6}  # the spans last 1,000 ns
+
+
+def test_history_shows_what_session_patterns_would_have_flagged(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentwatch.sdk import init
+
+    with RunningService(local_settings(data_dir)) as running:
+        agent = init(
+            "researchers", instance_id="r1", endpoint=running.otlp_endpoint, control_server=False
+        )
+        try:
+            steps = [["search", "read", "answer"]] * 30 + [["search", "drop_table", "answer"]]
+            for i, tools in enumerate([*steps, ["search", "read", "answer"]]):
+                with agent.session("research", conversation_id=f"c{i}"):
+                    for tool in tools:
+                        with agent.action(tool, args={"i": i}):
+                            pass
+            assert agent.force_flush(10_000)
+        finally:
+            agent.shutdown()
+        assert running.service.flush(10)
+    base = ["backtest", "history", "--data-dir", str(data_dir), "--since", "1h"]
+    assert main(base) == 0
+    assert "session_pattern" not in capsys.readouterr().out  # off unless asked for
+    assert main([*base, "--session-patterns", "--session-min-sessions", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "session_pattern" in out
+    assert "c30" in out  # the session with the destructive call, by its conversation id
+    assert main([*base, "--session-patterns", "--session-min-sessions", "0"]) == 2

@@ -133,7 +133,7 @@ def test_the_pipeline_judges_sessions_against_the_cohort_in_either_order(live: b
     assert scores.recall > 0.9
     [anomaly] = [a for a in found if a.evidence["session"] == found[0].evidence["session"]]
     assert anomaly.severity is Severity.WARNING
-    assert "unlike svc's sessions" in anomaly.evidence["summary"]
+    assert "has a step cohort svc never made" in anomaly.evidence["summary"]
 
 
 def test_the_cohorts_sessions_survive_a_snapshot_and_an_older_snapshot_restores() -> None:
