@@ -17,7 +17,7 @@ learned, unless the novelty it brings has been flagged in ``adopt_after`` sessio
 cohort (a deploy's new tool): then it is, and stops raising. Normal sessions are learned as
 they close. Measured (5,000 sessions learned per cohort first), ``adopt_after`` 5 / 20 / 100:
 a normal simulated fleet-hour of 200 agents (200,000 sessions) gets 27 / 66 / 121 warnings;
-synthetic labelled sessions, whose four faults recur hundreds of times, are found at recall
+synthetic labelled sessions, whose four faults recur about a hundred times each, are found at recall
 0.46-0.51 / 0.87-0.92 / 0.96-0.975 (precision 1.000).
 """
 
@@ -94,12 +94,12 @@ class SessionTrail:
 
 @dataclass(frozen=True, slots=True)
 class SessionVerdict:
-    """A judged session that scored at or above its cohort model's threshold.
+    """A judged session with a step its cohort never made.
 
     Attributes:
-        score: The session's largest step surprise, in nats.
+        score: The surprise (nats) of its most surprising novel step, at least the threshold.
         threshold: The model's threshold, in nats.
-        key: The most surprising step's key ("" for the session's end: it stopped short).
+        key: That step's key ("" for the session's end: it never ended there).
         position: That step's index in the session (0-based; ``len(keys)`` for the end).
         calls: The session's calls.
     """
