@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from agentwatch.detectors import AgentCountDetector, Anomaly
-from agentwatch.detectors._liveness import LIVENESS
+from agentwatch.detectors._liveness import LIVENESS, heartbeat_deadline_ns
 from agentwatch.detectors._liveness import missed_heartbeat as _missed_heartbeat
 from agentwatch.sdk import semconv
 
@@ -64,8 +64,8 @@ class AgentCount:
                 continue
             if not info.last_heartbeat_ns or info.heartbeat_interval_s <= 0:
                 continue
-            deadline_ns = info.last_heartbeat_ns + int(
-                self.misses * info.heartbeat_interval_s * 1e9
+            deadline_ns = heartbeat_deadline_ns(
+                info.last_heartbeat_ns, info.heartbeat_interval_s, self.misses
             )
             if now_ns > deadline_ns:
                 lost[info.service][info.agent] = deadline_ns

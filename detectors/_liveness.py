@@ -13,9 +13,15 @@ from collections.abc import Callable
 
 from agentwatch.detectors._types import Anomaly, Severity
 
-__all__ = ["LIVENESS", "missed_heartbeat"]
+__all__ = ["LIVENESS", "heartbeat_deadline_ns", "missed_heartbeat"]
 
 LIVENESS = "liveness"
+
+
+def heartbeat_deadline_ns(last_heartbeat_ns: int, interval_s: float, misses: float) -> int:
+    """When an agent whose last heartbeat was at ``last_heartbeat_ns`` becomes lost: ``misses``
+    intervals later (past this time, not at it)."""
+    return last_heartbeat_ns + int(misses * interval_s * 1e9)
 
 
 def missed_heartbeat(
@@ -44,10 +50,10 @@ def missed_heartbeat(
     """
     if not last_heartbeat_ns or interval_s <= 0:
         return None
+    if now_ns <= heartbeat_deadline_ns(last_heartbeat_ns, interval_s, misses):
+        return None
     silent_s = (now_ns - last_heartbeat_ns) / 1e9
     missed = silent_s / interval_s
-    if missed <= misses:
-        return None
     return Anomaly(
         id=id_factory(),
         agent=agent,
