@@ -8,6 +8,7 @@ from typing import Any
 __all__ = ["ActivityDropDetector"]
 
 _RUNNING = "running"
+_MAX_SHARE = 0.5  # max_share's default (also for older pickles)
 _OWN_ACTIONS = 150  # actions after which a fallback is the agent's own (the rate's alpha 0.1)
 
 
@@ -95,7 +96,7 @@ class ActivityDropDetector:
         warmup_periods: int = 10,
         learn_below_nats: float = 12.0,
         hold_periods: int = 30,
-        max_share: float = 0.5,
+        max_share: float = _MAX_SHARE,
     ) -> None:
         if periods < 2:
             raise ValueError(f"periods must be >= 2, got {periods}")
@@ -142,7 +143,7 @@ class ActivityDropDetector:
                 "_acted": _OWN_ACTIONS,
             }
         # pickled when every period was learned at once, and any shortfall scored
-        state = {"_unlearned": 0, "max_share": 0.5, **state}
+        state = {"_unlearned": 0, "max_share": _MAX_SHARE, **state}
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -240,7 +241,7 @@ class ActivityDropDetector:
             return
         if counts is old_counts:  # a duplicate or late beat: nothing closed
             return
-        if len(old_counts) == self.periods and pending >= self.periods:
+        if pending >= self.periods:  # the look-back is full of unlearned periods: drop its oldest
             self._maybe_learn(old_counts[0], old_lengths[0], score)
             pending -= 1
         if self._n < self.warmup_periods:

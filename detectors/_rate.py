@@ -12,6 +12,7 @@ __all__ = ["ActionRateDetector"]
 # A learned mean below this share of the slower mean is a lull (a drop, a stall, a restart),
 # not a load cycle (+-35 % in the scenarios, rarely more than +-50 % in a day's traffic).
 _LULL_SHARE = 0.5
+_SLOW_ALPHA = 0.003  # the slower mean's default fading factor (also for older pickles)
 
 
 class ActionRateDetector:
@@ -114,7 +115,7 @@ class ActionRateDetector:
         max_gap_windows: int = 60,
         clip_z: float = 3.0,
         hold_windows: int = 30,
-        slow_alpha: float = 0.003,
+        slow_alpha: float = _SLOW_ALPHA,
     ) -> None:
         check_window_settings(
             window_s, alpha, warmup_windows, max_gap_windows, clip_z, hold_windows
@@ -151,7 +152,7 @@ class ActionRateDetector:
         "clip_z": 1e9,  # version 1 detectors learned every count as it was
         "hold_windows": 0,
         "_held": 0,
-        "slow_alpha": 0.003,
+        "slow_alpha": _SLOW_ALPHA,
     }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -276,9 +277,7 @@ class ActionRateDetector:
         var = self._ew_square - mean * mean
         std = math.sqrt(var) if var > 0.0 else 0.0
         self._base_std = std
-        if mean < self._slow_mean * _LULL_SHARE:  # a lull: the usual level is the one to be above
-            mean = self._slow_mean
-        self._base_mean = mean
+        mean = self._base_mean = self.baseline_mean
         floor = math.sqrt(mean) if mean > 1.0 else 1.0
         self._base_scale = std if std > floor else floor
 

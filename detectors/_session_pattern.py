@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Any
 
 from agentwatch.detectors._sequence import TransitionModel
 
@@ -83,13 +82,6 @@ class SessionTrail:
             self.keys = [keys[i] for i in kept]
             self.times = array("q", [times[i] for i in kept])
         return out
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +164,12 @@ class CohortSessions:
             position,
             len(keys),
         )
+
+    def clear(self) -> None:
+        """Forgets every cohort (a snapshot restored in place of everything)."""
+        self.models.clear()
+        self.learned.clear()
+        self.flagged.clear()
 
     def update(self, other: CohortSessions) -> None:
         """Takes ``other``'s cohorts (models and counts), replacing any of the same name: a

@@ -102,7 +102,7 @@ class PipelineSnapshots:
                         setattr(agent_state, name, getattr(fresh, name))
         if not merge:
             self._agents.clear()
-            self._sessions = CohortSessions(min_sessions=self._sessions.min_sessions)
+            self._sessions.clear()
         self._agents.update(agents)
         if "sessions" in state:  # version 4 on
             self._sessions.update(state["sessions"])

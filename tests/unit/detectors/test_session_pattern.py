@@ -185,3 +185,15 @@ def test_novel_steps_are_the_ones_never_made() -> None:
     assert model.novel_steps(["plan", "search", "search", "search", "answer"]) == [(3, "search")]
     assert model.novel_steps(["plan", "rm", "answer"]) == [(1, "rm"), (2, "answer")]
     assert model.novel_steps(["plan", "search"]) == [(2, "")]  # it never ended there
+
+
+def test_a_restore_in_place_of_everything_keeps_the_session_settings() -> None:
+    source = DetectorPipeline(session_patterns=True, session_min_sessions=200)
+    for event in _session_events(synthetic_sessions(4, n_train=40, n_test=0).train, live=True):
+        source.process(event)
+    target = DetectorPipeline(session_patterns=True, session_min_sessions=200)
+    target._sessions.adopt_after = 100
+    target._sessions.models["gone"] = target._sessions.make()
+    target.restore(source.snapshot(), merge=False)
+    assert set(target._sessions.models) == {"svc"}
+    assert (target._sessions.adopt_after, target._sessions.min_sessions) == (100, 200)
