@@ -25,6 +25,7 @@ from agentwatch.detectors._drop import ActivityDropDetector
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import CycleDetector, LoopDetector
 from agentwatch.detectors._messages import MessageVolumeDetector
+from agentwatch.detectors._pace import PaceDetector
 from agentwatch.detectors._pipeline import DetectorPipeline
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._sequence import TransitionModel
@@ -47,6 +48,7 @@ __all__ = [
     "LatencyDetector",
     "LoopDetector",
     "MessageVolumeDetector",
+    "PaceDetector",
     "SeriesDetector",
     "Severity",
     "TransitionModel",

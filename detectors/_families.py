@@ -227,9 +227,9 @@ class FamilyHandlers(AnomalyRaiser):
         )
 
     def _process_rate(self, state: _AgentState, event: AgentEvent, out: list[Anomaly]) -> None:
-        """The action rate's slow path (a window closes, or none is open yet): hysteresis."""
+        """The action rate's step: its score, then hysteresis."""
         rate = state.rate
-        previous = rate.window
+        previous = rate._window
         window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
         if window != previous:
             # When the open window closes, its last score was its highest; below the warning
@@ -273,18 +273,35 @@ class FamilyHandlers(AnomalyRaiser):
                 level=level,
                 # Float event time can put the window edge a few hundred ns past the event.
                 onset_ns=min(window * self._window_ns, event.ts_ns),
-                evidence={
-                    "summary": (
-                        f"agent {event.agent}: {count} actions in the current "
-                        f"{self.rate_window_s:g} s window, baseline {mean:.1f} ± {std:.1f}"
-                    ),
-                    "observed": count,
-                    "expected_mean": mean,
-                    "expected_std": std,
-                    "window_s": self.rate_window_s,
-                },
+                evidence=self._rate_evidence(state, event, count, mean, std),
             )
         )
+
+    def _rate_evidence(
+        self, state: _AgentState, event: AgentEvent, count: int, mean: float, std: float
+    ) -> dict[str, Any]:
+        """What the action rate saw: the open window's count, and how many recent actions came
+        faster than the agent's usual fastest (its pace)."""
+        pace = state.rate.pace
+        summary = (
+            f"agent {event.agent}: {count} actions in the current "
+            f"{self.rate_window_s:g} s window, baseline {mean:.1f} ± {std:.1f}"
+        )
+        if pace.warm and pace.recent:
+            summary += (
+                f"; {pace.recent} of the last {self.rate_window_s * 3:g} s's actions came within "
+                f"{pace.gap_s * 1000:.0f} ms of the one before (usually {pace.mean:.2f} per window)"
+            )
+        return {
+            "summary": summary,
+            "observed": count,
+            "expected_mean": mean,
+            "expected_std": std,
+            "window_s": self.rate_window_s,
+            "fast_actions": pace.recent,
+            "fast_gap_s": pace.gap_s,
+            "expected_fast_actions": pace.mean,
+        }
 
     def _process_cycle(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
-from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings
+from agentwatch.detectors._pace import PaceDetector
+from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings, surprise_above
 
 __all__ = ["ActionRateDetector"]
 
@@ -13,10 +15,11 @@ __all__ = ["ActionRateDetector"]
 # not a load cycle (+-35 % in the scenarios, rarely more than +-50 % in a day's traffic).
 _LULL_SHARE = 0.5
 _SLOW_ALPHA = 0.003  # the slower mean's default fading factor (also for older pickles)
+_LEAST_MEAN = 0.05  # the least per-window mean a count is judged against
 
 
 class ActionRateDetector:
-    """Scores how far the current window's action count is above the learned per-window baseline.
+    """Scores how far the current window's actions are above the agent's usual rate and pace.
 
     Events are counted in fixed event-time windows, ``floor(t / window_s)``. When an event lands
     in a later window, the window that closed, then the empty windows in between (at most
@@ -27,22 +30,26 @@ class ActionRateDetector:
     already closed (late, out of order) is counted in the current window: no closed window is kept,
     so totals stay exact and per-window counts are exact for in-order streams.
 
-    ``score_one(x)`` is the z-score of the current, still open window's count including ``x``,
-    or of that count plus the previous one or two windows', whichever is highest::
+    ``score_one(x)`` is the largest surprise of the open window's count including ``x``: that
+    count alone, against a whole window's mean; with the window before, against ``1 + f``
+    means; with the two before, against ``2 + f`` means, where ``f`` is the share of the open
+    window already elapsed at ``x`` (the sums cover that much time). Each surprise is
+    :func:`~agentwatch.detectors._windows.poisson_surprise` (the signed root of the Poisson
+    deviance, on the z-score's scale but with a Poisson's heavier upper tail) with the counts'
+    variance-to-mean ratio as the dispersion (at least 1), against :attr:`baseline_mean` (at
+    least 0.05 per window): the learned mean, or a slower mean of the same counts
+    (``slow_alpha``) while the learned one is below half of it, so that an agent coming back to
+    its usual rate after a lull (a drop, a stall, a restart) is not a spike above the lull's low
+    mean, while a load cycle's slower hours are still judged against their own. Scores below
+    ``report_z`` are reported as 0.0 (their logarithm is not worth taking on every event).
 
-        (count - mean) / scale,  (count + p1 - 2 mean) / (sqrt(2) scale),
-        (count + p1 + p2 - 3 mean) / (sqrt(3) scale),  scale = max(std, sqrt(max(mean, 1)))
+    The score is also the :class:`PaceDetector`'s (``pace``) when that is higher: how many of
+    the recent actions came faster than the agent's usual fastest. A runaway agent that floods
+    calls without deliberating shows there first: a slow agent's 5x spike holds too few actions
+    within two seconds to stand out by count alone, but most of them are fast.
 
-    where ``mean`` is :attr:`baseline_mean`: the learned mean, or a slower mean of the same
-    counts (``slow_alpha``) while the learned one is below half of it, so that an agent coming
-    back to its usual rate after a lull (a drop, a stall, a restart) is not a spike above the
-    lull's low mean, while a load cycle's slower hours are still judged against their own.
-
-    The Poisson-like floor keeps a quiet agent from alarming on a couple of extra actions. Because
-    the open window is scored, a spike is visible before its window closes; the sums over two and
-    three windows make a spike of a slow agent (5x of 2 actions/s) visible within two or three.
-    The first event of a new window is scored against the baseline as it stands, before the
-    windows it closes are learned: a count of 1 scores little, so this never hides a spike.
+    Because the open window is scored, a spike is visible before its window closes. The first
+    event of a new window is scored once the windows it closes are learned.
 
     :meth:`pause` marks the silence up to the next event as expected (the agent said it was idle):
     the empty windows it spans are not learned, so a bursty agent's baseline is its working rate.
@@ -51,9 +58,9 @@ class ActionRateDetector:
     more than ``clip_z`` scales above the baseline is held out of it (a slow agent's spike has
     no single window far out, and a baseline learning its windows would follow it up).
 
-    Spikes only: negative z-scores are clipped to 0.0 (drops and stalls are
-    :class:`ActivityDropDetector`'s). The score is 0.0 until ``warmup_windows`` windows have
-    been learned.
+    Spikes only: fewer actions than usual score 0.0 (drops and stalls are
+    :class:`ActivityDropDetector`'s). The count scores 0.0 until ``warmup_windows`` windows
+    have been learned (the pace until its own warm-up).
 
     Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is a
     score of floats and ints, a few hundred bytes. Not thread-safe; no I/O, never blocks.
@@ -69,6 +76,9 @@ class ActionRateDetector:
             is an outlier: held out of the baseline, then learned as that limit.
         hold_windows: Most outlier windows in a row held out of the baseline.
         slow_alpha: Fading factor of the slower mean, in (0, ``alpha``].
+        report_z: Scores below this (>= 1) are reported as 0.0 and, on the usual path, not
+            computed: a count that cannot reach it costs one comparison (the pipeline passes
+            its ``rate_warning_z``).
 
     Example:
         >>> from agentwatch.detectors import ActionRateDetector
@@ -85,6 +95,8 @@ class ActionRateDetector:
     """
 
     __slots__ = (
+        "_base_dispersion",
+        "_base_m",
         "_base_mean",
         "_base_scale",
         "_base_std",
@@ -93,6 +105,7 @@ class ActionRateDetector:
         "_ew_square",
         "_held",
         "_n_windows",
+        "_need",
         "_paused",
         "_prev_count",
         "_prev_count2",
@@ -102,6 +115,8 @@ class ActionRateDetector:
         "clip_z",
         "hold_windows",
         "max_gap_windows",
+        "pace",
+        "report_z",
         "slow_alpha",
         "warmup_windows",
         "window_s",
@@ -116,12 +131,16 @@ class ActionRateDetector:
         clip_z: float = 3.0,
         hold_windows: int = 30,
         slow_alpha: float = _SLOW_ALPHA,
+        report_z: float = 1.0,
     ) -> None:
         check_window_settings(
             window_s, alpha, warmup_windows, max_gap_windows, clip_z, hold_windows
         )
         if not 0 < slow_alpha <= alpha:
             raise ValueError(f"slow_alpha must be in (0, alpha], got {slow_alpha}")
+        if not report_z >= 1.0:
+            raise ValueError(f"report_z must be >= 1, got {report_z}")
+        self.report_z = report_z
         self.window_s = window_s
         self.alpha = alpha
         self.warmup_windows = warmup_windows
@@ -140,6 +159,10 @@ class ActionRateDetector:
         self._base_mean = 0.0
         self._base_std = 0.0
         self._base_scale = 1.0
+        self._base_m = _LEAST_MEAN
+        self._base_dispersion = 1.0
+        self._need = 0.0  # the open window's count from which scores are computed
+        self.pace = PaceDetector(window_s=window_s, report_z=report_z)
         self._prev_count = 0  # count of the window just before the open one (0: not adjacent)
         self._prev_count2 = 0  # and of the one before that
         self._paused = False
@@ -153,6 +176,7 @@ class ActionRateDetector:
         "hold_windows": 0,
         "_held": 0,
         "slow_alpha": _SLOW_ALPHA,
+        "report_z": 1.0,
     }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -170,71 +194,58 @@ class ActionRateDetector:
             state["_ew_square"] = float(var.get()) + state["_ew_mean"] ** 2
         for name, value in state.items():
             setattr(self, name, value)
+        if "pace" not in state:  # pickled before the pace: it learns afresh, in step
+            self.pace = PaceDetector(window_s=self.window_s, report_z=self.report_z)
+            self.pace._window = self._window
+        self._refresh()
 
     def pause(self) -> None:
         """The agent is idle: do not learn the empty windows before its next action."""
         self._paused = True
+        self.pace.pause()
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        """Counts ``x`` in its window, first learning the windows its arrival closes.
+        """Counts ``x`` in its window, first learning the windows its arrival closes, and
+        teaches the pace its gap.
 
         Args:
             x: ``{"t": event time in seconds}`` (finite).
         """
-        window = self.window_one(x)
-        if window == self._window:
-            self._count += 1
-            return
-        self._close(window)
-        self._window = window
-        self._count = 1
+        self.window_one(x)  # validates x["t"], naming it
+        self.observe(float(x["t"]))
 
     def observe(self, t: float) -> tuple[int, float, int, float, float]:
-        """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step.
-
-        The pipeline's hot path: the same score and state, computing the window once and
-        reading the baseline cached at the last window close.
+        """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step (the pipeline's path).
 
         Returns:
-            (window index, z-score, the open window's count with this event, and the baseline
+            (window index, score, the open window's count with this event, and the baseline
             mean and standard deviation the score was computed against).
         """
         if not math.isfinite(t):
             raise ValueError(f"t must be finite, got {t}")
-        window = math.floor(t / self.window_s)
+        q = t / self.window_s
+        window = math.floor(q)
+        into = q - window
         current = self._window
         if current is not None and window < current:
-            window = current  # a late event counts in the open window
+            window, into = current, 1.0  # a late event counts in the open window
         mean, std = self._base_mean, self._base_std
-        if window == current:  # the usual case, inlined
+        if window == current:  # the usual case: scored only past the gate set at the close
             count = self._count = self._count + 1
             z = 0.0
-            if self._n_windows >= self.warmup_windows:
-                scale = self._base_scale
-                z = (count - mean) / scale
-                p1, p2 = self._prev_count, self._prev_count2
-                if p1:
-                    z2 = (count + p1 - 2 * mean) / (_SQRT2 * scale)
-                    if z2 > z:
-                        z = z2
-                if p1 or p2:
-                    z3 = (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale)
-                    if z3 > z:
-                        z = z3
-                if z < 0.0:
-                    z = 0.0
-            return window, z, count, mean, std
-        count = 1
-        z = 0.0
-        if self._n_windows >= self.warmup_windows:
-            z = self._z(count, window, mean, self._base_scale)
-        if window == current:
-            self._count = count
-        else:
+            if count >= self._need and self._n_windows >= self.warmup_windows:
+                z = self._score(count, into, self._prev_count, self._prev_count2)
+        else:  # the first of a new window, scored once the windows it closes are learned
             self._close(window)
             self._window = window
-            self._count = 1
-        return window, z, count, mean, std
+            count = self._count = 1
+            z = 0.0
+            if self._need <= 1 and self._n_windows >= self.warmup_windows:
+                z = self._score(1, into, self._prev_count, self._prev_count2)
+        pace = self.pace.step_to(t, window, into)
+        if pace > z:
+            z = pace
+        return window, (z if z >= self.report_z else 0.0), count, mean, std
 
     def start_from(self, other: ActionRateDetector) -> None:
         """Adopt ``other``'s learned baseline (not its open window): a new agent of a cohort
@@ -242,8 +253,7 @@ class ActionRateDetector:
         self._ew_mean, self._ew_square = other._ew_mean, other._ew_square
         self._slow_mean = other._slow_mean
         self._n_windows = other._n_windows
-        self._base_mean, self._base_std = other._base_mean, other._base_std
-        self._base_scale = other._base_scale
+        self._refresh()
 
     def _close(self, window: int) -> None:
         """Learn the open window and the empty ones before ``window``; refresh the baseline."""
@@ -273,29 +283,41 @@ class ActionRateDetector:
         if gap > 0:
             for _ in range(gap):
                 self._learn_count(0.0)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Cache what scoring reads from the baseline (it changes only when a window closes)."""
         mean = self._ew_mean
         var = self._ew_square - mean * mean
-        std = math.sqrt(var) if var > 0.0 else 0.0
-        self._base_std = std
-        mean = self._base_mean = self.baseline_mean
-        floor = math.sqrt(mean) if mean > 1.0 else 1.0
+        std = self._base_std = math.sqrt(var) if var > 0.0 else 0.0
+        if mean < self._slow_mean * _LULL_SHARE:  # as baseline_mean
+            mean = self._slow_mean
+        self._base_mean = mean
+        m = self._base_m = mean if mean > _LEAST_MEAN else _LEAST_MEAN
+        root = math.sqrt(m)
+        floor = root if mean > 1.0 else 1.0
         self._base_scale = std if std > floor else floor
+        self._base_dispersion = max(1.0, std * std / m)
+        # The least open count whose score can reach report_z: the z-score, sums / sqrt(var)
+        # with var = dispersion * m = max(m, std^2), never falls below the surprise, and the
+        # sums' expectation is least at the window's start.
+        bar = self.report_z * (std if std > root else root)
+        self._need = min(
+            m + bar - self._prev_count,
+            2 * m + _SQRT2 * bar - self._prev_count - self._prev_count2,
+        )
 
     def score_one(self, x: dict[str, Any]) -> float:
-        """Returns the z-score of the open window's count with ``x``; never mutates the detector.
+        """Returns the score ``x`` would get (see the class); never mutates the detector.
 
         Args:
             x: ``{"t": event time in seconds}`` (finite).
 
         Returns:
-            The z-score, clipped to >= 0.0; 0.0 during warm-up.
+            The score, >= 0.0; 0.0 during warm-up.
         """
-        count = self.count_one(x)
-        if self._n_windows < self.warmup_windows:
-            return 0.0
-        mean = self.baseline_mean
-        scale = max(self.std, math.sqrt(max(mean, 1.0)))
-        return self._z(count, self.window_one(x), mean, scale)
+        self.window_one(x)  # validates x["t"], naming it
+        return copy.deepcopy(self).observe(float(x["t"]))[1]
 
     def _previous(self, window: int) -> tuple[int, int]:
         """Counts of the two windows before ``window`` (0 for empty or forgotten ones)."""
@@ -308,13 +330,16 @@ class ActionRateDetector:
             return self._count, self._prev_count
         return 0, self._count
 
-    def _z(self, count: int, window: int, mean: float, scale: float) -> float:
-        p1, p2 = self._previous(window)
-        z = max((count - mean) / scale, 0.0)
+    def _score(self, count: int, into: float, p1: int, p2: int) -> float:
+        """The count's largest surprise: the open window's alone (against a whole window's
+        mean), with the window before (against ``1 + into`` means) or the two before
+        (``2 + into``)."""
+        m, dispersion = self._base_m, self._base_dispersion
+        z = surprise_above(count, m, dispersion, 0.0)
         if p1:
-            z = max(z, (count + p1 - 2 * mean) / (_SQRT2 * scale))
+            z = surprise_above(count + p1, m * (1.0 + into), dispersion, z)
         if p1 or p2:
-            z = max(z, (count + p1 + p2 - 3 * mean) / (_SQRT3 * scale))
+            z = surprise_above(count + p1 + p2, m * (2.0 + into), dispersion, z)
         return z
 
     def window_one(self, x: dict[str, Any]) -> int:
@@ -382,5 +407,5 @@ class ActionRateDetector:
             f"ActionRateDetector(window_s={self.window_s}, alpha={self.alpha}, "
             f"warmup_windows={self.warmup_windows}, max_gap_windows={self.max_gap_windows}, "
             f"clip_z={self.clip_z}, hold_windows={self.hold_windows}, "
-            f"slow_alpha={self.slow_alpha})"
+            f"slow_alpha={self.slow_alpha}, report_z={self.report_z})"
         )

@@ -25,6 +25,7 @@ from agentwatch.detectors import (
     LatencyDetector,
     LoopDetector,
     MessageVolumeDetector,
+    PaceDetector,
     SeriesDetector,
     TransitionModel,
 )
@@ -131,6 +132,7 @@ CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
     "loop": (LoopDetector, _loop_stream),
     "cycle": (CycleDetector, _loop_stream),
     "action_rate": (ActionRateDetector, _rate_stream),
+    "pace": (PaceDetector, _rate_stream),
     "activity_drop": (ActivityDropDetector, _activity_stream),
     "key_drift": (KeyDriftDetector, _key_stream),
     "error_burst": (ErrorBurstDetector, _error_stream),
@@ -154,6 +156,7 @@ MAX_PICKLED_BYTES = {
     "latency": 1024,
     "goal_stall": 1024,
     "message_volume": 1024,
+    "pace": 1024,
     "series": 8192,
     "transition": 32768,
 }

@@ -6,11 +6,13 @@ from types import ModuleType
 import pytest
 
 import agentwatch.detectors
-from agentwatch.detectors import _census, _loop, _pipeline, _rate, _sequence, _series
+from agentwatch.detectors import _census, _loop, _pace, _pipeline, _rate, _sequence, _series
 
 
 @pytest.mark.parametrize(
-    "module", [_census, _loop, _rate, _pipeline, _series, _sequence], ids=lambda m: m.__name__
+    "module",
+    [_census, _loop, _pace, _rate, _pipeline, _series, _sequence],
+    ids=lambda m: m.__name__,
 )
 def test_doctests(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

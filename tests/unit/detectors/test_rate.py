@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 import random
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentwatch.detectors import ActionRateDetector, Anomaly, DetectorPipeline, Severity
+from agentwatch.detectors._windows import poisson_surprise
 from tests.unit.detectors.streams import (
     NS_PER_S,
     T0_S,
@@ -55,11 +57,29 @@ def test_a_spike_is_flagged_in_its_open_window_once_per_severity() -> None:
     assert warning.evidence["summary"].startswith(
         f"agent a1: {warning.evidence['observed']} actions in the current 1 s window, baseline "
     )
-    assert math.isclose(
-        warning.score,
-        (warning.evidence["observed"] - warning.evidence["expected_mean"])
-        / max(warning.evidence["expected_std"], math.sqrt(warning.evidence["expected_mean"])),
+    # The open window's count alone is at least this surprising (the score is the largest of
+    # it, the sums with the windows before, and the pace).
+    mean, std = warning.evidence["expected_mean"], warning.evidence["expected_std"]
+    alone = poisson_surprise(warning.evidence["observed"], mean, max(1.0, std * std / mean))
+    assert alone <= warning.score < alone + 3.0
+
+
+def test_the_score_is_the_largest_surprise_of_the_open_window_and_its_sums() -> None:
+    detector = ActionRateDetector(warmup_windows=3)
+    for second in range(10):  # exactly 3 actions a window: mean 3, variance 0, dispersion 1
+        for k in range(3):
+            detector.learn_one({"t": second + 0.1 + k * 0.3})
+    for k in range(9):  # the open window [10, 11): 9 actions by 10.45
+        detector.learn_one({"t": 10.0 + k * 0.05})
+    assert not detector.pace.warm  # the count alone
+    # A tenth at 10.5: half the window elapsed. The window before held 3, the one before 3.
+    expected = max(
+        poisson_surprise(10, 3.0, 1.0),
+        poisson_surprise(13, 3.0 * 1.5, 1.0),
+        poisson_surprise(16, 3.0 * 2.5, 1.0),
     )
+    assert math.isclose(detector.score_one({"t": 10.5}), expected)
+    assert math.isclose(detector.observe(10.5)[1], expected)  # the pipeline's path agrees
 
 
 def test_two_spikes_far_apart_are_two_excursions() -> None:
@@ -230,7 +250,7 @@ def test_resuming_the_usual_rate_after_a_lull_is_not_a_spike() -> None:
 def test_a_detector_pickled_before_the_slow_mean_starts_it_at_its_mean() -> None:
     detector = ActionRateDetector()
     _max_z(detector, poisson_times(6, rate_per_s=2.0, start_s=0, duration_s=60))
-    state = detector.__getstate__()
+    state = copy.deepcopy(detector.__getstate__())  # as a pickle holds it
     del state["_slow_mean"], state["slow_alpha"]
     old = ActionRateDetector.__new__(ActionRateDetector)
     old.__setstate__(state)
