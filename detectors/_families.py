@@ -240,7 +240,7 @@ class FamilyHandlers(AnomalyRaiser):
                 state.rate_last_z < self.rate_warning_z or window > previous + 3
             ):
                 state.rate_level = 0
-            if rate.warm:
+            if rate._n_windows >= rate.warmup_windows:  # warm
                 self._exemplars[event.service] = event.agent
         state.rate_last_z = z
         if z >= self.rate_warning_z:

@@ -82,7 +82,6 @@ class PaceDetector:
         "_need",
         "_p1",
         "_p2",
-        "_paused",
         "_settling",
         "_up",
         "_window",
@@ -141,8 +140,9 @@ class PaceDetector:
         self._up = math.exp(10.0 * step * quantile)
         self._gap = 0.0  # the learned quantile of gaps; 0.0 until the first gap
         self._settling = _SETTLING_GAPS  # gaps left to learn with the larger step
-        self._last_t = -math.inf  # the latest action's time
-        self._paused = True  # the first action has no gap
+        # The latest action's time; infinite after a pause (and before the first action): the
+        # gap to the next action is then negative, and not judged.
+        self._last_t = math.inf
         self._window: int | None = None
         self._fast = 0  # fast actions in the open window
         self._p1 = 0  # in the window before it (0: not adjacent)
@@ -155,7 +155,7 @@ class PaceDetector:
     def pause(self) -> None:
         """The agent is idle: the gap to its next action is not judged, its silence not
         learned."""
-        self._paused = True
+        self._last_t = math.inf
 
     def observe(self, t: float) -> float:
         """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step; returns the score."""
@@ -171,13 +171,11 @@ class PaceDetector:
         current = self._window
         if current is not None and window < current:
             window, into = current, 1.0  # a late action counts in the open window
-        paused, self._paused = self._paused, False
+        paused = self._last_t == math.inf
         gap = t - self._last_t
-        if gap >= 0.0:
+        if gap >= 0.0 or paused:
             self._last_t = t
-        if paused:
-            gap = -1.0  # after a pause: not judged
-        # (a late action, gap < 0: never fast, teaches nothing)
+        # (after a pause, or a late action: gap < 0, never fast, teaches nothing)
         if window != current:
             self._close(window, paused)
         learned = self._gap
@@ -210,7 +208,9 @@ class PaceDetector:
             return
         m = self._mean if self._mean > self.floor else self.floor
         bar = min(self.clip_z, self.report_z) * math.sqrt(m)
-        self._need = min(m + bar - self._p1, 2 * m + _SQRT2 * bar - self._p1 - self._p2)
+        one = m + bar - self._p1
+        two = 2 * m + _SQRT2 * bar - self._p1 - self._p2
+        self._need = one if one < two else two
 
     def _close(self, window: int, paused: bool) -> None:
         """Learn the open window and, unless ``paused``, the empty ones before ``window``."""
@@ -227,12 +227,19 @@ class PaceDetector:
             self._held += 1
         else:
             self._held = 0
-            self._learn(fast)
-        if not paused:
-            for _ in range(min(window - current - 1, 60)):
-                self._learn(0)
+            if self._n_windows:  # _learn, inlined
+                self._mean += self.alpha * (fast - self._mean)
+                self._n_windows += 1
+            else:
+                self._learn(fast)
         gap = window - current
-        self._p1, self._p2 = (fast, self._p1) if gap == 1 else (0, fast) if gap == 2 else (0, 0)
+        if gap == 1:
+            self._p1, self._p2 = fast, self._p1
+        else:
+            self._p1, self._p2 = 0, (fast if gap == 2 else 0)
+            if not paused:
+                for _ in range(min(gap - 1, 60)):
+                    self._learn(0)
         self._fast = 0
         self._set_need()
 
@@ -261,6 +268,11 @@ class PaceDetector:
         for name in self.__slots__:
             setattr(clone, name, getattr(self, name))
         return clone.observe(float(x["t"]))
+
+    @property
+    def paused(self) -> bool:
+        """True from :meth:`pause` (and before the first action) until the next action."""
+        return self._last_t == math.inf
 
     @property
     def gap_s(self) -> float:

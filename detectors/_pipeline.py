@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
@@ -16,7 +14,7 @@ from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, Lo
 from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._session_pattern import CohortSessions
-from agentwatch.detectors._snapshots import PipelineSnapshots
+from agentwatch.detectors._snapshots import PipelineSnapshots, _new_id
 from agentwatch.detectors._types import AgentEvent, Anomaly, EventKind
 
 __all__ = ["DetectorPipeline"]
@@ -25,10 +23,6 @@ __all__ = ["DetectorPipeline"]
 # the import above keeps that name resolvable. _SNAPSHOT_VERSION is re-exported for the tests.
 
 _NS_PER_S = 1_000_000_000
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
@@ -299,9 +293,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
                 and window <= q < window + 1
                 and count < rate._need
                 and pace._fast + 1 < pace._need
-                and gap >= 0.0
+                and gap >= 0.0  # (not after a pause: the pace's latest time is then infinite)
                 and learned
-                and not pace._paused
             ):
                 rate._count = count
                 pace._last_t = t
@@ -373,19 +366,6 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
 
     def __len__(self) -> int:
         return len(self._agents)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["clock"], state["id_factory"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "_sessions" not in state:  # pickled before the session family
-            self.session_patterns, self._sessions = False, CohortSessions()
-            self.session_min_sessions = self._sessions.min_sessions
-        self.clock = time.time_ns
-        self.id_factory = _new_id
 
     def _new_state(self) -> _AgentState:
         return _AgentState(

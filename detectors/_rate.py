@@ -48,22 +48,17 @@ class ActionRateDetector:
     calls without deliberating shows there first: a slow agent's 5x spike holds too few actions
     within two seconds to stand out by count alone, but most of them are fast.
 
-    Because the open window is scored, a spike is visible before its window closes. The first
-    event of a new window is scored once the windows it closes are learned.
-
-    :meth:`pause` marks the silence up to the next event as expected (the agent said it was idle):
-    the empty windows it spans are not learned, so a bursty agent's baseline is its working rate.
+    The open window is scored (a spike is visible before it closes); the first event of a new
+    one once the windows it closes are learned. :meth:`pause` marks the silence up to the next
+    event as expected (the agent said it was idle): the empty windows it spans are not learned.
 
     Once warm, a closed window whose count, or whose sum with the two windows before it, is
     more than ``clip_z`` scales above the baseline is held out of it (a slow agent's spike has
     no single window far out, and a baseline learning its windows would follow it up).
 
-    Spikes only: fewer actions than usual score 0.0 (drops and stalls are
-    :class:`ActivityDropDetector`'s). The count scores 0.0 until ``warmup_windows`` windows
-    have been learned (the pace until its own warm-up).
-
-    Cost is O(1) per event (closing windows is bounded by ``max_gap_windows``); the state is a
-    score of floats and ints, a few hundred bytes. Not thread-safe; no I/O, never blocks.
+    Spikes only (drops and stalls are :class:`ActivityDropDetector`'s). The count scores 0.0
+    until ``warmup_windows`` windows have been learned (the pace until its own warm-up). Cost is
+    O(1) per event; the state is a few hundred bytes. Not thread-safe; no I/O, never blocks.
 
     Args:
         window_s: Window length in seconds (event time).
@@ -277,8 +272,12 @@ class ActionRateDetector:
             self._held = 0
         if count >= 0:
             self._learn_count(count)
-        self._prev_count, self._prev_count2 = self._previous(window)
-        gap = 0 if self._paused else min(window - self._window - 1, self.max_gap_windows)
+        after = window - self._window  # > 0: the counts of the two windows before the new
+        if after == 1:
+            self._prev_count, self._prev_count2 = self._count, self._prev_count
+        else:
+            self._prev_count, self._prev_count2 = 0, (self._count if after == 2 else 0)
+        gap = 0 if self._paused else min(after - 1, self.max_gap_windows)
         self._paused = False
         if gap > 0:
             for _ in range(gap):
@@ -297,15 +296,15 @@ class ActionRateDetector:
         root = math.sqrt(m)
         floor = root if mean > 1.0 else 1.0
         self._base_scale = std if std > floor else floor
-        self._base_dispersion = max(1.0, std * std / m)
+        var = std * std
+        self._base_dispersion = var / m if var > m else 1.0
         # The least open count whose score can reach report_z: the z-score, sums / sqrt(var)
         # with var = dispersion * m = max(m, std^2), never falls below the surprise, and the
         # sums' expectation is least at the window's start.
         bar = self.report_z * (std if std > root else root)
-        self._need = min(
-            m + bar - self._prev_count,
-            2 * m + _SQRT2 * bar - self._prev_count - self._prev_count2,
-        )
+        one = m + bar - self._prev_count
+        two = 2 * m + _SQRT2 * bar - self._prev_count - self._prev_count2
+        self._need = one if one < two else two
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the score ``x`` would get (see the class); never mutates the detector.
@@ -318,17 +317,6 @@ class ActionRateDetector:
         """
         self.window_one(x)  # validates x["t"], naming it
         return copy.deepcopy(self).observe(float(x["t"]))[1]
-
-    def _previous(self, window: int) -> tuple[int, int]:
-        """Counts of the two windows before ``window`` (0 for empty or forgotten ones)."""
-        current = self._window
-        if current is None or window - current > 2:
-            return 0, 0
-        if window == current:
-            return self._prev_count, self._prev_count2
-        if window == current + 1:
-            return self._count, self._prev_count
-        return 0, self._count
 
     def _score(self, count: int, into: float, p1: int, p2: int) -> float:
         """The count's largest surprise: the open window's alone (against a whole window's

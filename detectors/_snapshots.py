@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pickle
 import struct
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,8 +28,12 @@ _SNAPSHOT_VERSION = 4
 _SNAPSHOT_VERSIONS = (1, 2, 3, 4)  # restorable; an older agent gets fresh families it lacked
 
 
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
 class PipelineSnapshots:
-    """:class:`DetectorPipeline`'s :meth:`snapshot` and :meth:`restore`.
+    """:class:`DetectorPipeline`'s :meth:`snapshot` and :meth:`restore`, and its pickling.
 
     A mix-in: the pipeline holds the settings and the agents, and makes a fresh agent state
     (``_new_state``). Not thread-safe (serialize with :meth:`DetectorPipeline.process`); no I/O.
@@ -43,6 +49,23 @@ class PipelineSnapshots:
     _agents: dict[str, _AgentState]
     _sessions: CohortSessions
     _new_state: Callable[[], _AgentState]
+    session_patterns: bool
+    session_min_sessions: int
+    clock: Callable[[], int]
+    id_factory: Callable[[], str]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["clock"], state["id_factory"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_sessions" not in state:  # pickled before the session family
+            self.session_patterns, self._sessions = False, CohortSessions()
+            self.session_min_sessions = self._sessions.min_sessions
+        self.clock = time.time_ns
+        self.id_factory = _new_id
 
     def snapshot(self, agents: Iterable[str] | None = None) -> bytes:
         """Versioned bytes of the learned state of ``agents`` (default: every agent).

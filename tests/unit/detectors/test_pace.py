@@ -159,4 +159,4 @@ def test_idle_status_pauses_the_pace_too() -> None:
         key="idle",
     )
     pipeline.process(idle)
-    assert pipeline._agents["a1"].rate.pace._paused
+    assert pipeline._agents["a1"].rate.pace.paused
