@@ -10,11 +10,13 @@ to the response. The detectors' learned state is loaded at construction and save
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
 from agentwatch.sdk import semconv
@@ -33,7 +35,9 @@ class Detection:
 
     Args:
         settings: The service's; ``heartbeat_misses`` and ``detector_snapshot_path`` (learned
-            state restored from it here when the file exists, saved to it at shutdown).
+            state restored from it here when the file exists, saved to it at shutdown; the
+            agent registry likewise from and to ``<detector_snapshot_path>.agents.json``, so
+            that an agent that died while the service was down is still found lost).
         clock: Wall clock in ns for the detectors' detection times.
         registry: Agents, observed from every event; the liveness checks read it.
         response: Told each agent's control URL, its normal actions and its lost heartbeats.
@@ -68,6 +72,15 @@ class Detection:
             restored = self.pipeline.restore(path.read_bytes(), merge=False)
             logger.info("restored detector state of %d agents from %s", restored, path)
         self.registry = registry
+        agents = self._agents_path()
+        if agents is not None and agents.exists():
+            try:
+                restored = registry.restore(json.loads(agents.read_text()))
+            except ValueError as e:  # (JSONDecodeError is one)
+                raise ValueError(
+                    f"{agents}: {e}; move the file away to start without the saved agents"
+                ) from None
+            logger.info("restored %d agents' liveness from %s", restored, agents)
         self.response = response
         self.on_anomaly = on_anomaly
         self.on_dropped = on_dropped
@@ -184,16 +197,29 @@ class Detection:
         with self.pipeline_lock:
             return self.pipeline.restore(blob, merge=merge)
 
-    def _write_snapshot(self) -> None:
-        """Save the learned state to ``snapshot_path`` atomically (fsync, then rename)."""
+    def _agents_path(self) -> Path | None:
+        """Where the agent registry (liveness) is saved beside the snapshot."""
         path = self.snapshot_path
-        if path is None:
+        return None if path is None else path.with_name(path.name + ".agents.json")
+
+    def _write_snapshot(self) -> None:
+        """Save the learned state to ``snapshot_path`` and the agent registry beside it
+        (``<snapshot_path>.agents.json``), each atomically (fsync, then rename)."""
+        path, agents = self.snapshot_path, self._agents_path()
+        if path is None or agents is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as f:
-            f.write(self.snapshot())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
+        _write_atomically(path, self.snapshot())
         logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
+        saved = [info.to_json() for info in self.registry.all()]
+        _write_atomically(agents, json.dumps(saved).encode())
+        logger.info("wrote liveness of %d agents to %s", len(saved), agents)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -34,6 +35,9 @@ class AgentInfo:
             "lost": self.lost,
             "status": self.status,
         }
+
+
+_FIELDS = tuple(f.name for f in fields(AgentInfo))
 
 
 class AgentRegistry:
@@ -90,6 +94,26 @@ class AgentRegistry:
                 return False
             info.lost = True
             return True
+
+    def restore(self, items: list[dict[str, Any]]) -> int:
+        """Load agents saved with :meth:`AgentInfo.to_json` (a restart: an agent that died while
+        the service was down is still known, and found lost by its old last heartbeat; one
+        already reported lost is not reported again). Agents already known are kept as they are.
+
+        Raises:
+            ValueError: an item is not such an object (naming its field).
+        """
+        loaded = []
+        for item in items:
+            try:
+                info = AgentInfo(**{name: item[name] for name in _FIELDS if name in item})
+            except TypeError as e:
+                raise ValueError(f"not a saved agent: {e}") from None
+            loaded.append(info)
+        with self._lock:
+            for info in loaded:
+                self._agents.setdefault(info.agent, info)
+        return len(loaded)
 
     def all(self) -> list[AgentInfo]:
         with self._lock:

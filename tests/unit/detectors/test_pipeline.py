@@ -145,12 +145,12 @@ def test_arguments_are_validated_at_construction(kwargs: dict[str, float], name:
             st.floats(min_value=0.0, max_value=0.9), st.sampled_from(["", "a", "b", "c", "d" * 80])
         ),
         min_size=1,
-        max_size=300,
+        max_size=400,  # the pace settles after 200 gaps
     )
 )
 def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float, str]]) -> None:
-    # process() inlines the loop, cycle and open-window rate steps; the detectors' own observe
-    # is the reference.
+    # process() inlines the loop, cycle and open-window rate and pace steps; the detectors' own
+    # observe is the reference.
     pipeline = DetectorPipeline(rate_warmup_windows=2)
     loop, cycle = LoopDetector(), CycleDetector()
     rate = ActionRateDetector(warmup_windows=2)
@@ -175,3 +175,10 @@ def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float
             rate.std,
         )
         assert state.rate.count_one({"t": t + 0.01}) == rate.count_one({"t": t + 0.01})
+        inlined, pace = state.rate.pace, rate.pace  # the pace, inlined with the rate
+        assert (inlined.gap_s, inlined.mean, inlined.recent, inlined.warm) == (
+            pace.gap_s,
+            pace.mean,
+            pace.recent,
+            pace.warm,
+        )
