@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agentwatch.detectors._windows import _SQRT2, surprise_above
+from agentwatch.detectors._windows import _SQRT2, check_window_settings, surprise_above
 
 __all__ = ["PaceDetector"]
 
 # The first gaps are learned with ten times the step (the estimate settles within them); no
 # score is given before.
 _SETTLING_GAPS = 200
+_MAX_GAP_WINDOWS = 60  # most empty windows learned after a silence (as the action rate's)
 
 
 class PaceDetector:
@@ -108,21 +109,14 @@ class PaceDetector:
         hold_windows: int = 30,
         report_z: float = 1.0,
     ) -> None:
-        if not (window_s > 0 and math.isfinite(window_s)):
-            raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
+        check_window_settings(
+            window_s, alpha, warmup_windows, _MAX_GAP_WINDOWS, clip_z, hold_windows
+        )
         for name, value, high in (("quantile", quantile, 0.5), ("step", step, 1.0)):
             if not 0 < value <= high:
                 raise ValueError(f"{name} must be in (0, {high:g}], got {value}")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if warmup_windows < 1:
-            raise ValueError(f"warmup_windows must be >= 1, got {warmup_windows}")
         if not floor > 0:
             raise ValueError(f"floor must be > 0, got {floor}")
-        if not clip_z > 0:
-            raise ValueError(f"clip_z must be > 0, got {clip_z}")
-        if hold_windows < 0:
-            raise ValueError(f"hold_windows must be >= 0, got {hold_windows}")
         if not report_z >= 1.0:
             raise ValueError(f"report_z must be >= 1, got {report_z}")
         self.report_z = report_z
@@ -238,7 +232,7 @@ class PaceDetector:
         else:
             self._p1, self._p2 = 0, (fast if gap == 2 else 0)
             if not paused:
-                for _ in range(min(gap - 1, 60)):
+                for _ in range(min(gap - 1, _MAX_GAP_WINDOWS)):
                     self._learn(0)
         self._fast = 0
         self._set_need()
