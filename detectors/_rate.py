@@ -214,7 +214,7 @@ class ActionRateDetector:
 
         Returns:
             (window index, score, the open window's count with this event, and the baseline
-            mean and standard deviation the score was computed against).
+            mean and standard deviation the count was scored against).
         """
         if not math.isfinite(t):
             raise ValueError(f"t must be finite, got {t}")
@@ -233,6 +233,7 @@ class ActionRateDetector:
         else:  # the first of a new window, scored once the windows it closes are learned
             self._close(window)
             self._window = window
+            mean, std = self._base_mean, self._base_std
             count = self._count = 1
             z = 0.0
             if self._need <= 1 and self._n_windows >= self.warmup_windows:
