@@ -221,11 +221,7 @@ class PaceDetector:
             self._held += 1
         else:
             self._held = 0
-            if self._n_windows:  # _learn, inlined
-                self._mean += self.alpha * (fast - self._mean)
-                self._n_windows += 1
-            else:
-                self._learn(fast)
+            self._learn(fast)
         gap = window - current
         if gap == 1:
             self._p1, self._p2 = fast, self._p1
@@ -243,14 +239,14 @@ class PaceDetector:
 
     def _score(self, fast: int, into: float) -> float:
         """The largest surprise of the fast actions in the last one, two or three windows."""
-        p1 = self._p1
-        if not (fast or p1):
+        p1, p2 = self._p1, self._p2
+        if not (fast or p1 or p2):
             return 0.0
         m = self._mean if self._mean > self.floor else self.floor
         z = surprise_above(fast, m, 1.0, 0.0)
         if p1:
             z = surprise_above(fast + p1, m * (1.0 + into), 1.0, z)
-        return surprise_above(fast + p1 + self._p2, m * (2.0 + into), 1.0, z)
+        return surprise_above(fast + p1 + p2, m * (2.0 + into), 1.0, z)
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Learns the action at ``x["t"]`` (seconds, finite)."""
