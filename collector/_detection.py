@@ -28,6 +28,9 @@ from ._response import Response
 from ._settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+# The maintenance tick saves the agent registry this often (and shutdown does), so that a crash
+# loses at most this much of it.
+AGENTS_SAVE_INTERVAL_NS = 60 * 1_000_000_000
 
 
 class Detection:
@@ -36,8 +39,9 @@ class Detection:
     Args:
         settings: The service's; ``heartbeat_misses`` and ``detector_snapshot_path`` (learned
             state restored from it here when the file exists, saved to it at shutdown; the
-            agent registry likewise from and to ``<detector_snapshot_path>.agents.json``, so
-            that an agent that died while the service was down is still found lost).
+            agent registry likewise from and to ``<detector_snapshot_path>.agents.json``,
+            saved every minute as well, so that an agent that died while the service was down
+            or after it crashed is still found lost).
         clock: Wall clock in ns for the detectors' detection times.
         registry: Agents, observed from every event; the liveness checks read it.
         response: Told each agent's control URL, its normal actions and its lost heartbeats.
@@ -72,6 +76,8 @@ class Detection:
             restored = self.pipeline.restore(path.read_bytes(), merge=False)
             logger.info("restored detector state of %d agents from %s", restored, path)
         self.registry = registry
+        self._agents_saved_ns = 0  # when check_liveness last saved the registry
+        self._agents_file = threading.Lock()  # the maintenance tick vs. shutdown
         agents = self._agents_path()
         if agents is not None and agents.exists():
             try:
@@ -182,6 +188,9 @@ class Detection:
                 self.response.remediator.heartbeat_lost(info.agent)
         for anomaly in self._agent_count.tick(agents, now_ns):
             self.on_anomaly(anomaly)  # a cohort's: the policy issues no command
+        if now_ns - self._agents_saved_ns >= AGENTS_SAVE_INTERVAL_NS:
+            self._agents_saved_ns = now_ns  # a crash loses at most this much of the registry
+            self._write_agents()
 
     # --- learned state -----------------------------------------------------------------------
     def snapshot(self, agents: set[str] | None = None) -> bytes:
@@ -211,9 +220,18 @@ class Detection:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(path, self.snapshot())
         logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
+        self._write_agents()
+
+    def _write_agents(self) -> None:
+        """Save the agent registry to ``<snapshot_path>.agents.json`` (atomically)."""
+        agents = self._agents_path()
+        if agents is None:
+            return
+        agents.parent.mkdir(parents=True, exist_ok=True)
         saved = [info.to_json() for info in self.registry.all()]
-        _write_atomically(agents, json.dumps(saved).encode())
-        logger.info("wrote liveness of %d agents to %s", len(saved), agents)
+        with self._agents_file:
+            _write_atomically(agents, json.dumps(saved).encode())
+        logger.debug("wrote liveness of %d agents to %s", len(saved), agents)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

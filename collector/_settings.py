@@ -132,8 +132,8 @@ class ServiceSettings:
             ``agentwatch.detectors._session_pattern`` for the measured trade-off.
         detector_snapshot_path: Detector state restored from here at start and written here
             at shutdown, so baselines survive restarts, and the agent registry beside it
-            (``<path>.agents.json``: an agent that died during the restart is still found
-            lost); None keeps both in memory only.
+            (``<path>.agents.json``, also saved every minute: an agent that died during the
+            restart is still found lost); None keeps both in memory only.
         tls_cert_file: PEM certificate chain: with ``tls_key_file``, OTLP (HTTP and gRPC) and the
             API are served over TLS only.
         tls_key_file: PEM private key of ``tls_cert_file``.
