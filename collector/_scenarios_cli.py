@@ -98,6 +98,15 @@ def run_scenarios(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
     )
     _print_table(result, stdout)
     summary: dict[str, Any] = {"faulted": _summary(result)}
+    targets = delay_targets(faulted, result)
+    summary["faulted"]["targets"] = {
+        name: {"met": met, "faults": n} for name, (met, n) in targets.items()
+    }
+    print(
+        "issue's delay targets: "
+        + "; ".join(f"{name} {met}/{n}" for name, (met, n) in targets.items()),
+        file=stdout,
+    )
     normal: Evaluation | None = None
     if normal_hours > 0:
         quiet = make_scenario(
@@ -122,6 +131,32 @@ def run_scenarios(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
         _write(args.out, faulted, result, summary)
         print(f"\nwrote {args.out}/faults.csv, anomalies.csv, summary.json", file=stdout)
     return 0
+
+
+def delay_targets(scenario: Scenario, result: Evaluation) -> dict[str, tuple[int, int]]:
+    """(faults that met it, faults) for each detection-delay target of the detectors' issue:
+    loops flagged by the 3rd repeat, 5x rate spikes within 2 s of onset, heartbeat loss within
+    3 of the agent's intervals of its death (plus the liveness timer's 1 s tick)."""
+    loops = result.scores["tool_loop"]
+    spikes = result.scores["rate_spike"]
+    interval = {p.agent: p.heartbeat_s for p in scenario.profiles}
+    lost = [
+        (fault, hit)
+        for fault, hit in zip(scenario.faults, result.matched, strict=True)
+        if fault.kind == "heartbeat_loss"
+    ]
+    return {
+        "loops by the 3rd repeat": (sum(d <= 3 for d in loops.delays_actions), loops.faults),
+        "5x rate spikes within 2 s": (sum(d <= 2.0 for d in spikes.delays_s), spikes.faults),
+        "heartbeat loss within 3 intervals (+1 s tick)": (
+            sum(
+                hit is not None
+                and (hit.detected_ns - fault.start_ns) / 1e9 <= 3 * interval[fault.agent] + 1.0
+                for fault, hit in lost
+            ),
+            len(lost),
+        ),
+    }
 
 
 def _progress(label: str, stderr: TextIO) -> Any:

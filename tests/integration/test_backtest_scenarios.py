@@ -35,10 +35,16 @@ def test_scenarios_prints_every_fault_type_and_writes_its_files(
         assert 0.0 <= float(recall) <= 1.0 and 0.0 <= float(precision) <= 1.0
         assert 0.0 <= float(f1) <= 1.0
     assert "breaker-opening (CRITICAL) false alarms:" in captured.out
+    assert "issue's delay targets: loops by the 3rd repeat " in captured.out
     assert "of simulated time" in captured.err  # progress lines
 
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["faulted"]["types"]) == set(FAULT_TYPES)
+    targets = summary["faulted"]["targets"]
+    assert len(targets) == 3
+    assert all(0 <= t["met"] <= t["faults"] for t in targets.values())
+    spikes = summary["faulted"]["types"]["rate_spike"]
+    assert targets["5x rate spikes within 2 s"]["faults"] == spikes["faults"]
     assert summary["normal"]["fleet_hours"] == pytest.approx(0.1)
     with (out / "faults.csv").open(newline="") as f:
         faults = list(csv.DictReader(f))
