@@ -247,6 +247,7 @@ def otlp_app(service: Service) -> FastAPI:
 
     max_inflight = service.settings.max_inflight_requests
     inflight = 0  # requests being read or handled; only the event loop's thread touches it
+    service.metrics.requests_in_flight.set_function(lambda: inflight)  # read when scraped
 
     def route(signal: OtlpSignal) -> None:
         async def receive(request: Request) -> Response:

@@ -102,6 +102,11 @@ class ServiceMetrics:
             registry=r,
         )
         self.agents = Gauge("agentwatch_agents", "Agents known to the service.", registry=r)
+        self.requests_in_flight = Gauge(
+            "agentwatch_otlp_http_requests_in_flight",
+            "OTLP/HTTP requests being read or handled (at most max_inflight_requests).",
+            registry=r,
+        )
 
     def observe_insert(self, table: str) -> Callable[[int, float], None]:
         """A TableWriter ``on_insert`` callback recording this table's insert latency."""

@@ -186,18 +186,22 @@ def test_requests_beyond_the_inflight_limit_get_429_before_their_body_is_read(
             )
             thread.start()
             assert started.wait(30)
+            metrics = running.service.metrics.registry
+            in_flight = "agentwatch_otlp_http_requests_in_flight"
             deadline = time.monotonic() + 10
-            while True:  # until the slow request is admitted (it may still be connecting)
-                refused = _post(running, _request([{}]))
-                if refused.status_code == 429 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
+            # Until the slow request is admitted (its first chunk may still be on its way):
+            # the gauge operators would watch says when.
+            while metrics.get_sample_value(in_flight) != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert metrics.get_sample_value(in_flight) == 1
+            refused = _post(running, _request([{}]))
             assert refused.status_code == 429
             assert refused.headers["Retry-After"]
             assert b"in flight" in refused.content
             release.set()
             thread.join(30)
         assert [r.status_code for r in results] == [200]
+        assert metrics.get_sample_value(in_flight) == 0
         assert _post(running, _request([{}])).status_code == 200  # admitted again
 
 
