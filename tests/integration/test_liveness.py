@@ -10,7 +10,7 @@ from pathlib import Path
 from agentwatch.collector import RunningService
 from agentwatch.detectors import Anomaly
 from agentwatch.sdk import init, semconv
-from tests.support import local_settings
+from tests.support import TickWatch, local_settings
 
 
 def test_an_agent_that_shut_down_cleanly_is_not_reported_lost(tmp_path: Path) -> None:
@@ -43,32 +43,6 @@ def test_an_agent_that_shut_down_cleanly_is_not_reported_lost(tmp_path: Path) ->
         finally:
             silent.shutdown()
         assert [a.agent for a in lost] == ["silent-1"]
-
-
-class TickWatch:
-    """The service's clock: notes the maintenance thread's reads (each tick reads it)."""
-
-    def __init__(self) -> None:
-        self._reads: list[int] = []
-        self._changed = threading.Condition()
-
-    def __call__(self) -> int:
-        now = time.time_ns()
-        if threading.current_thread().name == "maintenance":
-            with self._changed:
-                self._reads.append(now)
-                self._changed.notify_all()
-        return now
-
-    def wait_for_a_tick_after(self, since_ns: int, timeout_s: float) -> bool:
-        """True once a tick that began after ``since_ns`` has ended (the next one began)."""
-
-        def ended() -> bool:
-            later = [read for read in self._reads if read > since_ns]
-            return bool(later) and later[-1] - later[0] > 500_000_000  # ticks are 1 s apart
-
-        with self._changed:
-            return self._changed.wait_for(ended, timeout_s)
 
 
 def test_a_cohort_losing_several_agents_at_once_raises_one_agent_count_anomaly(

@@ -13,7 +13,7 @@ from agentwatch.collector import RunningService
 from agentwatch.collector._registry import AgentRegistry
 from agentwatch.detectors import Anomaly
 from agentwatch.sdk import init
-from tests.support import local_settings
+from tests.support import TickWatch, local_settings
 
 pytestmark = pytest.mark.integration
 
@@ -78,52 +78,28 @@ def test_a_saved_registry_that_is_not_one_is_refused_naming_the_field() -> None:
     assert registry.get("a") is not None
 
 
-class ShiftedClock:
-    """The service's clock, shifted on demand; notes the maintenance thread's reads."""
-
-    def __init__(self) -> None:
-        self.offset_ns = 0
-        self._reads: list[int] = []
-        self._changed = threading.Condition()
-
-    def __call__(self) -> int:
-        now = time.time_ns()
-        if threading.current_thread().name == "maintenance":
-            with self._changed:
-                self._reads.append(now)
-                self._changed.notify_all()
-        return now + self.offset_ns
-
-    def wait_for_a_tick(self, timeout_s: float) -> bool:
-        """True once a tick that began after this call has ended (the next one began)."""
-        since = time.time_ns()
-
-        def ended() -> bool:
-            later = [read for read in self._reads if read > since]
-            return bool(later) and later[-1] - later[0] > 500_000_000  # ticks are 1 s apart
-
-        with self._changed:
-            return self._changed.wait_for(ended, timeout_s)
-
-
 def test_the_registry_is_saved_every_minute_so_a_crash_loses_little(tmp_path: Path) -> None:
     saved = tmp_path / "detectors.snapshot.agents.json"
-    clock = ShiftedClock()
+    clock = TickWatch()
     settings = local_settings(
         tmp_path / "data", detector_snapshot_path=tmp_path / "detectors.snapshot"
     )
     with RunningService(settings, clock=clock) as running:
-        assert clock.wait_for_a_tick(10)  # the first tick saved the (empty) registry
+        assert clock.wait_for_a_tick_after(
+            time.time_ns(), 10
+        )  # the first tick saved the (empty) registry
         assert json.loads(saved.read_text()) == []
         agent = init("workers", instance_id="w-1", control_server=False,
                      endpoint=running.otlp_endpoint, heartbeat_interval_s=0.2)  # fmt: skip
         try:
             assert agent.force_flush(10_000)
             assert running.service.flush(10)
-            assert clock.wait_for_a_tick(10)
+            assert clock.wait_for_a_tick_after(time.time_ns(), 10)
             assert json.loads(saved.read_text()) == []  # not yet a minute since
             clock.offset_ns = 61 * 1_000_000_000
-            assert clock.wait_for_a_tick(10)  # a tick a minute later saved it, still running
+            assert clock.wait_for_a_tick_after(
+                time.time_ns(), 10
+            )  # a tick a minute later saved it, still running
             assert [a["agent"] for a in json.loads(saved.read_text())] == ["w-1"]
         finally:
             agent.shutdown()
