@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -254,10 +255,7 @@ class PaceDetector:
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the score the action at ``x["t"]`` would get; never mutates the detector."""
-        clone = PaceDetector.__new__(PaceDetector)
-        for name in self.__slots__:
-            setattr(clone, name, getattr(self, name))
-        return clone.observe(float(x["t"]))
+        return copy.copy(self).observe(float(x["t"]))  # its state is numbers only
 
     @property
     def paused(self) -> bool:
