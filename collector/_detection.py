@@ -5,7 +5,8 @@ that ``Service.ingest`` queues, records each agent in the registry and scores th
 the per-agent detectors (``DetectorPipeline``). The service's maintenance tick calls
 ``check_liveness``, which judges silence: missed heartbeats per agent and each cohort's agent
 count (``_liveness``). Every anomaly goes to one callback; the service records it and hands it
-to the response. The detectors' learned state is loaded at construction and saved at shutdown.
+to the response. The detectors' learned state is loaded at construction and saved at shutdown
+and every few minutes (``detector_snapshot_interval_s``).
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ class Detection:
 
     Args:
         settings: The service's; ``heartbeat_misses`` and ``detector_snapshot_path`` (learned
-            state restored from it here when the file exists, saved to it at shutdown; the
-            agent registry likewise from and to ``<detector_snapshot_path>.agents.json``,
-            saved every minute as well, so that an agent that died while the service was down
-            or after it crashed is still found lost).
+            state restored from it here when the file exists, saved to it at shutdown and by
+            the maintenance tick every ``detector_snapshot_interval_s``, so that a crash loses
+            at most that much learning; the agent registry likewise from and to
+            ``<detector_snapshot_path>.agents.json``, saved every minute as well, so that an
+            agent that died while the service was down or after it crashed is still found
+            lost).
         clock: Wall clock in ns for the detectors' detection times.
         registry: Agents, observed from every event; the liveness checks read it.
         response: Told each agent's control URL, its normal actions and its lost heartbeats.
@@ -69,6 +72,8 @@ class Detection:
     ) -> None:
         self.heartbeat_misses = settings.heartbeat_misses
         self.snapshot_path = settings.detector_snapshot_path
+        self.snapshot_interval_ns = round(settings.detector_snapshot_interval_s * 1e9)
+        self._snapshot_saved_ns: int | None = None  # when the tick last saved (None: not yet)
         self.pipeline = DetectorPipeline(clock=clock, session_patterns=settings.session_patterns)
         self.pipeline_lock = threading.Lock()  # the detect thread vs. snapshot and restore
         path = self.snapshot_path
@@ -78,6 +83,7 @@ class Detection:
         self.registry = registry
         self._agents_saved_ns = 0  # when check_liveness last saved the registry
         self._agents_file = threading.Lock()  # the maintenance tick vs. shutdown
+        self._snapshot_file = threading.Lock()  # likewise, for the detector snapshot
         agents = self._agents_path()
         if agents is not None and agents.exists():
             try:
@@ -188,6 +194,14 @@ class Detection:
                 self.response.remediator.heartbeat_lost(info.agent)
         for anomaly in self._agent_count.tick(agents, now_ns):
             self.on_anomaly(anomaly)  # a cohort's: the policy issues no command
+        if self._snapshot_saved_ns is None:
+            self._snapshot_saved_ns = now_ns  # the first tick: the interval starts now
+        elif self.snapshot_interval_ns and (
+            now_ns - self._snapshot_saved_ns >= self.snapshot_interval_ns
+        ):
+            self._snapshot_saved_ns = now_ns  # a crash loses at most this much learning
+            self._agents_saved_ns = now_ns
+            self._write_snapshot()  # and the registry beside it
         if now_ns - self._agents_saved_ns >= AGENTS_SAVE_INTERVAL_NS:
             self._agents_saved_ns = now_ns  # a crash loses at most this much of the registry
             self._write_agents()
@@ -218,7 +232,8 @@ class Detection:
         if path is None or agents is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, self.snapshot())
+        with self._snapshot_file:
+            _write_atomically(path, self.snapshot())
         logger.info("wrote detector state of %d agents to %s", len(self.pipeline), path)
         self._write_agents()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,9 +132,13 @@ class ServiceSettings:
             (``session_pattern`` warnings); off by default, as agents' workflows vary: see
             ``agentwatch.detectors._session_pattern`` for the measured trade-off.
         detector_snapshot_path: Detector state restored from here at start and written here
-            at shutdown, so baselines survive restarts, and the agent registry beside it
-            (``<path>.agents.json``, also saved every minute: an agent that died during the
-            restart is still found lost); None keeps both in memory only.
+            at shutdown and every ``detector_snapshot_interval_s``, so baselines survive
+            restarts and crashes, and the agent registry beside it (``<path>.agents.json``,
+            also saved every minute: an agent that died during the restart is still found
+            lost); None keeps both in memory only.
+        detector_snapshot_interval_s: How often the maintenance tick also writes the detector
+            snapshot, so that a crash loses at most this much learning (0: at shutdown only).
+            Scoring waits while the state is pickled: about 0.9 s for 10,000 agents here.
         tls_cert_file: PEM certificate chain: with ``tls_key_file``, OTLP (HTTP and gRPC) and the
             API are served over TLS only.
         tls_key_file: PEM private key of ``tls_cert_file``.
@@ -171,6 +176,7 @@ class ServiceSettings:
     heartbeat_misses: float = 3.0
     session_patterns: bool = False
     detector_snapshot_path: Path | None = None
+    detector_snapshot_interval_s: float = 300.0
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     decode_workers: int = 1
@@ -195,6 +201,16 @@ class ServiceSettings:
         if self.breaker_probe_actions < 1:
             raise ConfigError(
                 f"breaker_probe_actions must be >= 1, got {self.breaker_probe_actions}"
+            )
+        interval = self.detector_snapshot_interval_s
+        if not (
+            isinstance(interval, int | float)
+            and not isinstance(interval, bool)
+            and 0 <= interval < math.inf
+        ):
+            raise ConfigError(
+                "detector_snapshot_interval_s must be >= 0 (0: at shutdown only), "
+                f"got {self.detector_snapshot_interval_s}"
             )
         if self.heartbeat_misses <= 1:
             raise ConfigError(f"heartbeat_misses must be > 1, got {self.heartbeat_misses}")
@@ -300,6 +316,7 @@ class ServiceSettings:
             "AGENTWATCH_INGEST_TOKEN": ("ingest_token", str),
             "AGENTWATCH_API_TOKEN": ("api_token", str),
             "AGENTWATCH_DETECTOR_SNAPSHOT_PATH": ("detector_snapshot_path", Path),
+            "AGENTWATCH_DETECTOR_SNAPSHOT_INTERVAL_S": ("detector_snapshot_interval_s", float),
         }
         for variable, (name, convert) in conversions.items():
             raw = environ.get(variable)

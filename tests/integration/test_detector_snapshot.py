@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from agentwatch.collector import RunningService
 from agentwatch.sdk import semconv
-from tests.support import local_settings
+from tests.support import TickWatch, local_settings
 
 pytestmark = pytest.mark.integration
 NS = 1_000_000_000
@@ -85,3 +87,25 @@ def test_a_cohort_hand_off_over_the_api(tmp_path: Path) -> None:
         assert "critical" in _severities(new)
         junk = httpx.post(f"{new.api_url}/api/v1/detectors/snapshot", content=b"junk")
         assert junk.status_code == 400
+
+
+def test_baselines_survive_a_crash_the_tick_saved_them_before(tmp_path: Path) -> None:
+    snapshot = tmp_path / "detectors.snapshot"
+    clock = TickWatch()
+    settings = local_settings(
+        tmp_path / "data", detector_snapshot_path=snapshot, detector_snapshot_interval_s=300.0
+    )
+    crashed = tmp_path / "crashed.snapshot"  # what a crash would have left on disk
+    with RunningService(settings, clock=clock) as running:
+        _post(running, _actions("a1", WARM))
+        assert clock.wait_for_a_tick_after(time.time_ns(), 10)
+        assert not snapshot.exists()  # the interval starts at the first tick
+        clock.offset_ns = 301 * NS
+        assert clock.wait_for_a_tick_after(time.time_ns(), 10)
+        assert snapshot.exists(), "the tick did not save the detectors after the interval"
+        shutil.copy(snapshot, crashed)  # taken while running: no shutdown wrote it
+    with RunningService(
+        local_settings(tmp_path / "after", detector_snapshot_path=crashed)
+    ) as running:
+        _post(running, _actions("a1", SPIKE))
+        assert "critical" in _severities(running)
