@@ -287,10 +287,11 @@ class FamilyHandlers(AnomalyRaiser):
             f"agent {event.agent}: {count} actions in the current "
             f"{self.rate_window_s:g} s window, baseline {mean:.1f} ± {std:.1f}"
         )
-        if pace.warm and pace.recent:
+        if pace.warm and pace.fast:
             summary += (
-                f"; {pace.recent} of the last {self.rate_window_s * 3:g} s's actions came within "
-                f"{pace.gap_s * 1000:.0f} ms of the one before (usually {pace.mean:.2f} per window)"
+                f"; {pace.fast} of its latest actions came within {pace.gap_s * 1000:.0f} ms of "
+                f"the one before (its usual fastest {pace.quantile:.0%}): their gaps are "
+                f"{pace.nats:.0f} nats likelier a flood's without deliberation than its own pace"
             )
         return {
             "summary": summary,
@@ -298,9 +299,9 @@ class FamilyHandlers(AnomalyRaiser):
             "expected_mean": mean,
             "expected_std": std,
             "window_s": self.rate_window_s,
-            "fast_actions": pace.recent,
+            "fast_actions": pace.fast,
             "fast_gap_s": pace.gap_s,
-            "expected_fast_actions": pace.mean,
+            "pace_nats": pace.nats,
         }
 
     def _process_cycle(

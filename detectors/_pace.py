@@ -1,4 +1,4 @@
-"""Pace: actions following each other faster than the agent's usual fastest."""
+"""Pace: a CUSUM of how much likelier an agent's recent gaps are a flood's than its own pace's."""
 
 from __future__ import annotations
 
@@ -6,59 +6,66 @@ import copy
 import math
 from typing import Any
 
-from agentwatch.detectors._windows import _SQRT2, check_window_settings, surprise_above
-
 __all__ = ["PaceDetector"]
 
 # The first gaps are learned with ten times the step (the estimate settles within them); no
 # score is given before.
 _SETTLING_GAPS = 200
-_MAX_GAP_WINDOWS = 60  # most empty windows learned after a silence (as the action rate's)
+_TIERS = 6  # a gap's tier: [0, q/4), [q/4, q/2), [q/2, q), [q, 2q), [2q, 4q), [4q, inf)
+# Least learned probabilities of the two fastest tiers: an agent that is never that fast would
+# otherwise make its first such gap infinitely surprising.
+_LEAST_FASTEST = (1e-4, 5e-4)
+_LEAST_SLOW = 0.005  # least learned probability of each tier above the usual fastest
+_LEAST_FLOOD = 1e-12  # least probability of a tier under the flood's model
 
 
 class PaceDetector:
-    """Scores how many of an agent's recent actions came faster than its usual fastest.
+    """Scores how much likelier an agent's latest gaps between actions are a flood's than its own.
 
     An agent that deliberates before it acts (a model call, then a tool call) has a floor under
     the time between its actions; a runaway one that floods calls without deliberating does not.
-    Each gap between two actions is compared with the agent's learned ``quantile`` of gaps (5 %
-    by default: a stochastic-approximation estimate, multiplied by ``exp(-step * (1 - q))``
-    after a shorter gap and by ``exp(step * q)`` after a longer one); a shorter gap makes the
-    action *fast*. Fast actions are counted in the same fixed event-time windows as
-    :class:`ActionRateDetector`'s, and their per-window mean is learned (exponentially
-    weighted, ``alpha``). The score is the largest Poisson surprise
-    (:func:`~agentwatch.detectors._windows.poisson_surprise`) of the fast actions in the open
-    window, in it and the window before, or in it and the two before, against that mean times
-    the time they cover (the open window alone is judged against a whole window's mean: a
-    clump of parallel calls is not a spike); scores below ``report_z`` are reported as 0.0.
+    Each gap is put in one of six tiers relative to the agent's learned ``quantile`` of gaps
+    ``q`` (5 % by default: a stochastic-approximation estimate, multiplied by
+    ``exp(-step * (1 - quantile))`` after a shorter gap and by ``exp(step * quantile)`` after a
+    longer one): ``[0, q/4)``, ``[q/4, q/2)``, ``[q/2, q)``, ``[q, 2q)``, ``[2q, 4q)``,
+    ``[4q, inf)``. Two models give each tier a probability. The agent's own: the share of its
+    gaps learned per tier (fading factor ``alpha`` per window), with ``quantile`` of them below
+    ``q`` by construction and floors under the fastest tiers. A flood's: exponential gaps with
+    ``factor`` (5) times the agent's mean rate and no floor (the mean gap is learned with fading
+    factor ``gap_alpha``). A gap adds its tier's log-likelihood ratio (flood against own) to a
+    one-sided CUSUM, ``S = min(max_nats, max(0, S + llr))``, where the tiers at and above ``q``
+    never add evidence for a flood (their ratio is capped at 0: only gaps faster than the
+    agent's usual fastest are that), and the score is ``sqrt(2 S)``, a z-score's scale (6 is 18
+    nats). The tiers' ratios are recomputed every ``refresh_windows`` windows, not per action.
 
-    Under the agent's own pace about ``quantile`` of its actions are fast, so a doubled rate
-    barely moves the score; five times the rate without deliberation makes most actions fast,
-    and a slow agent's spike is visible within a second or two, long before its count alone is.
-    An agent that often calls tools in parallel learns a gap of 0 and is never fast: the count
-    (:class:`ActionRateDetector`) still watches it.
+    Under the agent's own pace a fast gap now and then is soon outweighed by usual ones; a flood
+    without deliberation makes most gaps fast, and a slow agent's 5x spike scores high within a
+    second or two, long before its count alone does. An agent that often calls tools in parallel
+    learns a gap of 0 and is never fast: the count (:class:`ActionRateDetector`) still watches it.
 
-    A window or an action whose score is ``clip_z`` or more is not learned (a spike does not
-    teach its own pace), for at most ``hold_windows`` windows in a row. :meth:`pause` marks the
-    silence up to the next action as expected: its gap is not judged, and its empty windows are
-    not learned. Late actions (earlier than the latest) count in the open window, are never
-    fast and teach nothing. The score is 0.0 until ``warmup_windows`` windows and 200 gaps
-    have been learned (the first 200 with ten times the step: the estimate settles in them).
+    While ``S`` is ``hold_nats`` or more, nothing is learned (a flood does not teach its own
+    pace). :meth:`pause` marks the silence up to the next action as expected: its gap is not
+    judged, and the CUSUM restarts. Late actions (earlier than the latest) are not judged and
+    teach nothing. The score is 0.0 until ``warmup_windows`` windows and 200 gaps have been
+    learned (the first 200 with ten times the step: the estimate settles in them); scores below
+    ``report_z`` are reported as 0.0.
 
-    Cost is O(1) per action; the state is a dozen floats and ints. Not thread-safe.
+    Cost is O(1) per action (a few comparisons and additions; the tiers' 6 logarithms once per
+    ``refresh_windows`` windows); the state is about 40 numbers. Not thread-safe.
 
     Args:
-        window_s: Window length in seconds (event time).
+        window_s: Window length in seconds (event time), as the action rate's.
         quantile: Share of the agent's gaps that count as fast, in (0, 0.5].
         step: Learning step of the gap quantile, in (0, 1].
-        alpha: Fading factor of the mean of fast actions per window, in (0, 1].
+        factor: A flood's rate as a multiple of the agent's mean rate (> 1).
+        alpha: Fading factor of the tiers' shares per window, in (0, 1].
+        gap_alpha: Fading factor of the mean gap, per gap, in (0, 1].
+        max_nats: Most evidence the CUSUM holds (a flood that stops is forgotten within a few
+            usual gaps).
+        hold_nats: Evidence from which nothing is learned, in (0, ``max_nats``).
         warmup_windows: Learned windows before scores are given.
-        floor: Least mean of fast actions per window scored against (an agent that is never
-            fast would otherwise alarm on its first fast action).
-        clip_z: Score at and above which actions and windows are not learned.
-        hold_windows: Most windows in a row held out of the baseline.
-        report_z: Scores below this (>= 1) are reported as 0.0 and, on the usual path, not
-            computed.
+        refresh_windows: Windows between recomputations of the tiers' ratios.
+        report_z: Scores below this (>= 1) are reported as 0.0.
 
     Example:
         >>> from agentwatch.detectors import PaceDetector
@@ -69,29 +76,43 @@ class PaceDetector:
         True
         >>> for k in range(8):  # eight calls 10 ms apart
         ...     pace.learn_one({"t": 160.5 + k / 100})
-        >>> pace.score_one({"t": 160.6}) > 6.0
+        >>> pace.score_one({"t": 160.59}) > 6.0
         True
     """
 
     __slots__ = (
+        "_bar",
+        "_counts",
         "_down",
+        "_e1",
+        "_e2",
+        "_e3",
+        "_e4",
+        "_e5",
         "_fast",
         "_gap",
-        "_held",
+        "_l0",
+        "_l1",
+        "_l2",
+        "_l3",
+        "_l4",
+        "_l5",
         "_last_t",
-        "_mean",
+        "_mean_gap",
         "_n_windows",
-        "_need",
-        "_p1",
-        "_p2",
+        "_nats",
         "_settling",
+        "_shares",
+        "_since",
         "_up",
         "_window",
         "alpha",
-        "clip_z",
-        "floor",
-        "hold_windows",
+        "factor",
+        "gap_alpha",
+        "hold_nats",
+        "max_nats",
         "quantile",
+        "refresh_windows",
         "report_z",
         "step",
         "warmup_windows",
@@ -103,151 +124,199 @@ class PaceDetector:
         window_s: float = 1.0,
         quantile: float = 0.05,
         step: float = 0.02,
-        alpha: float = 0.02,
+        factor: float = 5.0,
+        alpha: float = 0.005,
+        gap_alpha: float = 0.01,
+        max_nats: float = 40.0,
+        hold_nats: float = 4.5,
         warmup_windows: int = 30,
-        floor: float = 0.05,
-        clip_z: float = 3.0,
-        hold_windows: int = 30,
+        refresh_windows: int = 8,
         report_z: float = 1.0,
     ) -> None:
-        check_window_settings(
-            window_s, alpha, warmup_windows, _MAX_GAP_WINDOWS, clip_z, hold_windows
-        )
-        for name, value, high in (("quantile", quantile, 0.5), ("step", step, 1.0)):
+        if not (window_s > 0 and math.isfinite(window_s)):
+            raise ValueError(f"window_s must be a finite number > 0, got {window_s}")
+        for name, value, high in (
+            ("quantile", quantile, 0.5),
+            ("step", step, 1.0),
+            ("alpha", alpha, 1.0),
+            ("gap_alpha", gap_alpha, 1.0),
+        ):
             if not 0 < value <= high:
                 raise ValueError(f"{name} must be in (0, {high:g}], got {value}")
-        if not floor > 0:
-            raise ValueError(f"floor must be > 0, got {floor}")
+        if not factor > 1:
+            raise ValueError(f"factor must be > 1, got {factor}")
+        if not 0 < hold_nats < max_nats < math.inf:
+            raise ValueError(
+                f"hold_nats and max_nats must be 0 < hold_nats < max_nats < inf, got "
+                f"{hold_nats} and {max_nats}"
+            )
+        for name, count in (
+            ("warmup_windows", warmup_windows),
+            ("refresh_windows", refresh_windows),
+        ):
+            if count < 1:
+                raise ValueError(f"{name} must be >= 1, got {count}")
         if not report_z >= 1.0:
             raise ValueError(f"report_z must be >= 1, got {report_z}")
-        self.report_z = report_z
         self.window_s = window_s
         self.quantile = quantile
         self.step = step
+        self.factor = factor
         self.alpha = alpha
+        self.gap_alpha = gap_alpha
+        self.max_nats = max_nats
+        self.hold_nats = hold_nats
         self.warmup_windows = warmup_windows
-        self.floor = floor
-        self.clip_z = clip_z
-        self.hold_windows = hold_windows
+        self.refresh_windows = refresh_windows
+        self.report_z = report_z
+        self._bar = report_z * report_z / 2.0  # the least evidence whose score is reported
         # The gap estimate's factor after a shorter gap and after a longer one: ten times the
         # step while the first gaps settle it (see _settled).
         self._down = math.exp(-10.0 * step * (1.0 - quantile))
         self._up = math.exp(10.0 * step * quantile)
         self._gap = 0.0  # the learned quantile of gaps; 0.0 until the first gap
+        self._mean_gap = 0.0  # and their mean
         self._settling = _SETTLING_GAPS  # gaps left to learn with the larger step
         # The latest action's time; infinite after a pause (and before the first action): the
         # gap to the next action is then negative, and not judged.
         self._last_t = math.inf
+        self._nats = 0.0  # the CUSUM
+        self._fast = 0  # fast gaps since the CUSUM last left 0
         self._window: int | None = None
-        self._fast = 0  # fast actions in the open window
-        self._p1 = 0  # in the window before it (0: not adjacent)
-        self._p2 = 0  # and the one before that
-        self._mean = 0.0  # learned mean of fast actions per window
         self._n_windows = 0
-        self._held = 0  # consecutive windows held out of the baseline
-        self._need = math.inf  # the open window's fast count from which scores are computed
+        self._since = 0  # windows closed since the tiers' ratios were computed
+        self._counts = [0] * _TIERS  # gaps per tier since then
+        self._shares = [0.0] * _TIERS  # learned gaps per tier and window
+        # The tiers' upper edges (q/4 ... 4q at the last refresh; 0.0: every gap in the top
+        # tier) and their log-likelihood ratios (0.0 until warm).
+        self._e1 = self._e2 = self._e3 = self._e4 = self._e5 = 0.0
+        self._l0 = self._l1 = self._l2 = self._l3 = self._l4 = self._l5 = 0.0
 
     def pause(self) -> None:
-        """The agent is idle: the gap to its next action is not judged, its silence not
-        learned."""
+        """The agent is idle: the gap to its next action is not judged; the CUSUM restarts."""
         self._last_t = math.inf
+        self._nats = 0.0
+        self._fast = 0
 
     def observe(self, t: float) -> float:
         """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step; returns the score."""
         if not math.isfinite(t):
             raise ValueError(f"t must be finite, got {t}")
-        q = t / self.window_s
-        window = math.floor(q)
-        return self.step_to(t, window, q - window)
+        return self.step_to(t, math.floor(t / self.window_s), 0.0)
 
     def step_to(self, t: float, window: int, into: float) -> float:
-        """:meth:`observe` with the window and the share of it elapsed already computed (the
-        action rate, which counts in the same windows, calls this)."""
+        """:meth:`observe` with the window already computed (the action rate, which counts in
+        the same windows, calls this); ``into``, the share of it elapsed, is not needed."""
         current = self._window
         if current is not None and window < current:
-            window, into = current, 1.0  # a late action counts in the open window
-        paused = self._last_t == math.inf
-        gap = t - self._last_t
-        if gap >= 0.0 or paused:
-            self._last_t = t
-        # (after a pause, or a late action: gap < 0, never fast, teaches nothing)
+            window = current  # a late action belongs to the open window
         if window != current:
-            self._close(window, paused)
-        learned = self._gap
-        fast = 0.0 <= gap < learned
-        if fast:
+            self._close(window)
+        gap = t - self._last_t
+        if gap < 0.0:  # after a pause (-inf) or a late action: not judged, teaches nothing
+            if self._last_t == math.inf:
+                self._last_t = t
+            return 0.0
+        self._last_t = t
+        nats, counts = self._nats, self._counts
+        if gap >= self._e5:  # the usual gaps: evidence against a flood, if any
+            counts[5] += 1
+            nats += self._l5
+        elif gap >= self._e4:
+            counts[4] += 1
+            nats += self._l4
+        elif gap >= self._e3:
+            counts[3] += 1
+            nats += self._l3
+        else:  # faster than the agent's usual fastest
             self._fast += 1
-        z = 0.0
-        if self._fast >= self._need:  # else the score is below clip_z and report_z
-            z = self._score(self._fast, into)
-        if gap >= 0.0 and z < self.clip_z:
-            self._gap = learned * (self._down if fast else self._up) if learned else gap
+            if gap >= self._e2:
+                counts[2] += 1
+                nats += self._l2
+            elif gap >= self._e1:
+                counts[1] += 1
+                nats += self._l1
+            else:
+                counts[0] += 1
+                nats += self._l0
+            if nats > self.max_nats:
+                nats = self.max_nats
+        if nats <= 0.0:
+            nats = 0.0
+            self._fast = 0
+        self._nats = nats
+        if nats < self.hold_nats:  # a flood does not teach its own pace
+            learned = self._gap
+            if learned:
+                self._gap = learned * (self._down if gap < learned else self._up)
+                self._mean_gap += self.gap_alpha * (gap - self._mean_gap)
+            else:
+                self._gap = self._mean_gap = gap
             if self._settling:
                 self._settling -= 1
                 if not self._settling:
                     self._settled()
-        return z if z >= self.report_z else 0.0
+        return math.sqrt(2.0 * nats) if nats >= self._bar else 0.0
 
     def _settled(self) -> None:
         """The first gaps are learned: the step is ``step`` from now on."""
         self._down = math.exp(-self.step * (1.0 - self.quantile))
         self._up = math.exp(self.step * self.quantile)
-        self._set_need()
 
-    def _set_need(self) -> None:
-        """The least fast count of the open window whose score can reach ``clip_z`` or
-        ``report_z`` (infinite before the warm-up): the z-score never falls below the surprise,
-        and the sums' expectation is least at the window's start."""
-        if self._settling or self._n_windows < self.warmup_windows:  # not warm
-            self._need = math.inf
-            return
-        m = self._mean if self._mean > self.floor else self.floor
-        bar = min(self.clip_z, self.report_z) * math.sqrt(m)
-        one = m + bar - self._p1
-        two = 2 * m + _SQRT2 * bar - self._p1 - self._p2
-        self._need = one if one < two else two
-
-    def _close(self, window: int, paused: bool) -> None:
-        """Learn the open window and, unless ``paused``, the empty ones before ``window``."""
+    def _close(self, window: int) -> None:
+        """Open ``window``; every ``refresh_windows`` windows, learn the tiers' counts and
+        recompute their ratios."""
         current = self._window
         self._window = window
         if current is None:
             return
-        fast = self._fast
-        if (
-            fast >= self._need
-            and self._score(fast, 1.0) >= self.clip_z
-            and self._held < self.hold_windows
-        ):
-            self._held += 1
-        else:
-            self._held = 0
-            self._learn(fast)
-        gap = window - current
-        if gap == 1:
-            self._p1, self._p2 = fast, self._p1
-        else:
-            self._p1, self._p2 = 0, (fast if gap == 2 else 0)
-            if not paused:
-                for _ in range(min(gap - 1, _MAX_GAP_WINDOWS)):
-                    self._learn(0)
-        self._fast = 0
-        self._set_need()
+        self._n_windows += 1  # windows with an action: the warm-up counts only those
+        self._since += 1
+        if self._since < self.refresh_windows:
+            return
+        self._since = 0
+        counts, shares = self._counts, self._shares
+        if self._nats < self.hold_nats:
+            a = min(1.0, self.alpha * self.refresh_windows)
+            per_window = 1.0 / self.refresh_windows
+            for j in range(_TIERS):
+                shares[j] += a * (counts[j] * per_window - shares[j])
+        for j in range(_TIERS):
+            counts[j] = 0
+        self._refresh()
 
-    def _learn(self, fast: int) -> None:
-        self._mean = fast if not self._n_windows else self._mean + self.alpha * (fast - self._mean)
-        self._n_windows += 1
+    def _refresh(self) -> None:
+        """The tiers' edges from the learned quantile, and their log-likelihood ratios."""
+        q, mean_gap = self._gap, self._mean_gap
+        if not (q and mean_gap):  # no gap yet: every gap lands in the top tier, adding 0
+            self._e1 = self._e2 = self._e3 = self._e4 = self._e5 = 0.0
+            self._l0 = self._l1 = self._l2 = self._l3 = self._l4 = self._l5 = 0.0
+            return
+        edges = (0.25 * q, 0.5 * q, q, 2.0 * q, 4.0 * q)
+        self._e1, self._e2, self._e3, self._e4, self._e5 = edges
+        if not self.warm:
+            self._l0 = self._l1 = self._l2 = self._l3 = self._l4 = self._l5 = 0.0
+            return
+        own = self._own_probabilities()
+        # A flood's gaps: exponential at ``factor`` times the agent's mean rate.
+        rate = self.factor / mean_gap
+        below = [1.0 - math.exp(-rate * edge) for edge in edges] + [1.0]
+        flood = [below[0]] + [below[j] - below[j - 1] for j in range(1, _TIERS)]
+        llr = [math.log(max(f, _LEAST_FLOOD) / p) for f, p in zip(flood, own, strict=True)]
+        self._l0, self._l1, self._l2 = llr[0], llr[1], llr[2]
+        self._l3, self._l4, self._l5 = min(llr[3], 0.0), min(llr[4], 0.0), min(llr[5], 0.0)
 
-    def _score(self, fast: int, into: float) -> float:
-        """The largest surprise of the fast actions in the last one, two or three windows."""
-        p1, p2 = self._p1, self._p2
-        if not (fast or p1 or p2):
-            return 0.0
-        m = self._mean if self._mean > self.floor else self.floor
-        z = surprise_above(fast, m, 1.0, 0.0)
-        if p1:
-            z = surprise_above(fast + p1, m * (1.0 + into), 1.0, z)
-        return surprise_above(fast + p1 + p2, m * (2.0 + into), 1.0, z)
+    def _own_probabilities(self) -> list[float]:
+        """Each tier's probability under the agent's own pace: ``quantile`` below ``q`` by
+        construction, split as learned (floored, at most a quarter of it in each of the two
+        fastest tiers), the rest as learned."""
+        shares, fast = self._shares, self.quantile
+        total = sum(shares) or 1.0
+        p0 = min(max(shares[0] / total, _LEAST_FASTEST[0]), fast / 4)
+        p1 = min(max(shares[1] / total, _LEAST_FASTEST[1]), fast / 4)
+        slow = (shares[3] + shares[4] + shares[5]) or 1.0
+        scale = (1.0 - fast) / slow
+        return [p0, p1, fast - p0 - p1] + [max(shares[j] * scale, _LEAST_SLOW) for j in (3, 4, 5)]
 
     def learn_one(self, x: dict[str, Any]) -> None:
         """Learns the action at ``x["t"]`` (seconds, finite)."""
@@ -255,7 +324,23 @@ class PaceDetector:
 
     def score_one(self, x: dict[str, Any]) -> float:
         """Returns the score the action at ``x["t"]`` would get; never mutates the detector."""
-        return copy.copy(self).observe(float(x["t"]))  # its state is numbers only
+        return copy.deepcopy(self).observe(float(x["t"]))
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
+        slots = state[1] if isinstance(state, tuple) else state
+        if "_shares" not in slots:  # pickled before the CUSUM: it learns afresh, in step
+            PaceDetector.__init__(
+                self,
+                window_s=slots["window_s"],
+                quantile=slots["quantile"],
+                step=slots["step"],
+                warmup_windows=slots["warmup_windows"],
+                report_z=slots["report_z"],
+            )
+            self._window = slots["_window"]
+            return
+        for name, value in slots.items():
+            setattr(self, name, value)
 
     @property
     def paused(self) -> bool:
@@ -268,14 +353,20 @@ class PaceDetector:
         return self._gap
 
     @property
-    def mean(self) -> float:
-        """Learned mean of fast actions per window."""
-        return self._mean
+    def mean_gap_s(self) -> float:
+        """The learned mean gap between the agent's actions, in seconds (0.0: none)."""
+        return self._mean_gap
 
     @property
-    def recent(self) -> int:
-        """Fast actions in the open window and the two before it."""
-        return self._fast + self._p1 + self._p2
+    def nats(self) -> float:
+        """The CUSUM: how much likelier (in nats) the latest gaps are a flood's than the
+        agent's own."""
+        return self._nats
+
+    @property
+    def fast(self) -> int:
+        """Gaps shorter than :attr:`gap_s` since the CUSUM last left 0."""
+        return self._fast
 
     @property
     def warm(self) -> bool:
@@ -285,7 +376,8 @@ class PaceDetector:
     def __repr__(self) -> str:
         return (
             f"PaceDetector(window_s={self.window_s}, quantile={self.quantile}, "
-            f"step={self.step}, alpha={self.alpha}, warmup_windows={self.warmup_windows}, "
-            f"floor={self.floor}, clip_z={self.clip_z}, hold_windows={self.hold_windows}, "
-            f"report_z={self.report_z})"
+            f"step={self.step}, factor={self.factor}, alpha={self.alpha}, "
+            f"gap_alpha={self.gap_alpha}, max_nats={self.max_nats}, "
+            f"hold_nats={self.hold_nats}, warmup_windows={self.warmup_windows}, "
+            f"refresh_windows={self.refresh_windows}, report_z={self.report_z})"
         )

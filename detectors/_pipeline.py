@@ -106,9 +106,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
             short cycle; twice as many make it CRITICAL.
         rate_window_s: Event-time window of the action rate, in seconds.
         rate_warning_z: Score of the open window's actions (count or pace) that raises a
-            WARNING. On four normal simulated fleet-hours of 200 agents the default 6 gave no
-            false warning, 5.5 gave 4 and 5 gave 27 (for 178, 183 and 186 of 193 5x spikes
-            flagged within 2 s).
+            WARNING.
         rate_critical_z: Score that raises a CRITICAL; greater than ``rate_warning_z``.
         rate_warmup_windows: Windows an agent's rate baseline learns before it scores.
         rate_alpha: Fading factor of the rate baseline.
@@ -293,17 +291,17 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
                 window is not None
                 and window <= q < window + 1
                 and count < rate._need
-                and pace._fast + 1 < pace._need
-                and gap >= 0.0  # (not after a pause: the pace's latest time is then infinite)
+                # not fast (nor after a pause: the pace's latest time is then infinite), so
+                # the pace's CUSUM, at 0, stays there
+                and gap >= pace._e3
+                and not pace._nats
                 and learned
             ):
                 rate._count = count
                 pace._last_t = t
-                if gap < learned:
-                    pace._fast += 1
-                    pace._gap = learned * pace._down
-                else:
-                    pace._gap = learned * pace._up
+                pace._counts[5 if gap >= pace._e5 else 4 if gap >= pace._e4 else 3] += 1
+                pace._gap = learned * (pace._down if gap < learned else pace._up)
+                pace._mean_gap += pace.gap_alpha * (gap - pace._mean_gap)
                 if pace._settling:
                     pace._settling -= 1
                     if not pace._settling:

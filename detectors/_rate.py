@@ -43,10 +43,11 @@ class ActionRateDetector:
     mean, while a load cycle's slower hours are still judged against their own. Scores below
     ``report_z`` are reported as 0.0 (their logarithm is not worth taking on every event).
 
-    The score is also the :class:`PaceDetector`'s (``pace``) when that is higher: how many of
-    the recent actions came faster than the agent's usual fastest. A runaway agent that floods
-    calls without deliberating shows there first: a slow agent's 5x spike holds too few actions
-    within two seconds to stand out by count alone, but most of them are fast.
+    The score is also the :class:`PaceDetector`'s (``pace``) when that is higher: how much
+    likelier the latest gaps between actions are a flood's without deliberation than the
+    agent's own pace. A runaway agent that floods calls shows there first: a slow agent's 5x
+    spike holds too few actions within two seconds to stand out by count alone, but most of
+    them come faster than its usual fastest.
 
     The open window is scored (a spike is visible before it closes); the first event of a new
     one once the windows it closes are learned. :meth:`pause` marks the silence up to the next

@@ -23,9 +23,10 @@ from agentwatch.detectors._session_pattern import CohortSessions
 __all__ = ["PipelineSnapshots"]
 
 _SNAPSHOT_MAGIC = b"AWDP"
-# 2: the families beyond loop and action rate; 3: message volume; 4: the cohorts' sessions
-_SNAPSHOT_VERSION = 4
-_SNAPSHOT_VERSIONS = (1, 2, 3, 4)  # restorable; an older agent gets fresh families it lacked
+# 2: the families beyond loop and action rate; 3: message volume; 4: the cohorts' sessions;
+# 5: the action rate's pace is a CUSUM over tiers of gaps (an older pace learns afresh)
+_SNAPSHOT_VERSION = 5
+_SNAPSHOT_VERSIONS = (1, 2, 3, 4, 5)  # restorable; an older agent gets fresh families it lacked
 
 
 def _new_id() -> str:

@@ -144,19 +144,20 @@ CASES: dict[str, tuple[Callable[[], Detector], Callable[[int], Stream]]] = {
 }
 # Pickled bytes a warm detector may take. The series detector keeps its last ``suppress_n`` raw
 # scores; the transition model is per cohort and grows with the workflows' variety, not traffic;
-# the agent count (per cohort) keeps the window's falling maxima of the live count.
+# the agent count (per cohort) keeps the window's falling maxima of the live count; the action
+# rate holds its pace, a CUSUM over six tiers of gaps (about 40 numbers, pickled by name).
 MAX_PICKLED_BYTES = {
     "agent_count": 2048,
     "loop": 1024,
     "cycle": 1024,
-    "action_rate": 1024,
+    "action_rate": 1536,
     "activity_drop": 1024,
     "key_drift": 1024,
     "error_burst": 1024,
     "latency": 1024,
     "goal_stall": 1024,
     "message_volume": 1024,
-    "pace": 1024,
+    "pace": 1536,
     "series": 8192,
     "transition": 32768,
 }

@@ -68,10 +68,24 @@ def test_usual_pace_scores_nothing_and_a_flood_scores_high() -> None:
     normal = deliberating_times(7, start_s=0, duration_s=600)
     assert max(_scores(pace, normal)) < 4.0
     assert pace.warm and 0.15 < pace.gap_s < 0.3  # about the 5 % quantile of the gaps
-    assert 0.02 < pace.mean < 0.2  # fast actions per 1 s window: 5 % of about 1.5
+    assert 0.5 < pace.mean_gap_s < 0.8  # about 1.5 actions/s
     flood = [normal[-1] + 0.2 + k * 0.01 for k in range(8)]
-    assert max(_scores(pace, flood)) > 7.0
-    assert pace.recent == 8
+    scores = _scores(pace, flood)
+    assert scores[-1] > 6.0 and scores == sorted(scores)  # each fast gap adds evidence
+    assert pace.fast >= 7 and pace.nats > 18.0  # 18 nats: a score of 6
+
+
+def test_usual_gaps_soon_outweigh_a_few_fast_ones() -> None:
+    pace = PaceDetector()
+    normal = deliberating_times(13, start_s=0, duration_s=600)
+    _scores(pace, normal)
+    t = normal[-1]
+    for k in range(2):  # two quick calls: some evidence, not an alarm
+        pace.observe(t + 0.02 * (k + 1))
+    assert 0.0 < pace.nats < 18.0
+    later = deliberating_times(14, start_s=t + 0.5, duration_s=10)
+    _scores(pace, later)
+    assert pace.nats == 0.0 and pace.fast == 0
 
 
 def test_an_agent_calling_tools_in_parallel_learns_it() -> None:
@@ -79,40 +93,52 @@ def test_an_agent_calling_tools_in_parallel_learns_it() -> None:
     times = [second + 0.2 for second in range(600) for _ in range(3)]  # 3 at once, each second
     assert max(_scores(pace, times[600:])) < 3.0
     # Two gaps in three are 0: the learned gap shrinks towards 0 and they are its usual.
-    assert pace.gap_s < 1e-6 and 1.5 < pace.mean < 2.5
+    assert pace.warm and pace.gap_s < 1e-6 and pace.nats == 0.0
 
 
 def test_gaps_after_a_pause_are_not_judged() -> None:
     pace = PaceDetector()
     normal = deliberating_times(8, start_s=0, duration_s=600)
     _scores(pace, normal)
-    learned = pace.gap_s
-    pace.pause()
-    t = normal[-1] + 60
-    assert pace.observe(t) == 0.0
-    assert pace.gap_s == learned and pace.recent == 0
+    pace.observe(normal[-1] + 0.01)  # a fast gap: some evidence
+    assert pace.nats > 0.0
+    pace.pause()  # the CUSUM restarts
+    assert (pace.nats, pace.fast) == (0.0, 0)
+    learned = pace.gap_s, pace.mean_gap_s
+    assert pace.observe(normal[-1] + 60) == 0.0
+    assert (pace.gap_s, pace.mean_gap_s) == learned  # the silence is not a gap
+    assert pace.observe(normal[-1] + 60.5) == 0.0
+    assert (pace.gap_s, pace.mean_gap_s) != learned  # the gap after the first action is
 
 
 def test_late_actions_are_never_fast_and_teach_nothing() -> None:
     pace = PaceDetector()
     normal = deliberating_times(9, start_s=0, duration_s=600)
     _scores(pace, normal)
-    learned, recent = pace.gap_s, pace.recent
+    state = pace.gap_s, pace.mean_gap_s, pace.nats, pace.fast
     for k in range(10):
-        pace.observe(normal[-1] - 5 + k * 0.001)
-    assert (pace.gap_s, pace.recent) == (learned, recent)
+        assert pace.observe(normal[-1] - 5 + k * 0.001) == 0.0
+    assert (pace.gap_s, pace.mean_gap_s, pace.nats, pace.fast) == state
 
 
 def test_a_flood_does_not_teach_its_own_pace() -> None:
     pace = PaceDetector()
     normal = deliberating_times(10, start_s=0, duration_s=600)
     _scores(pace, normal)
-    learned, mean = pace.gap_s, pace.mean
+    learned, mean_gap = pace.gap_s, pace.mean_gap_s
     flood = flood_times(10, start_s=normal[-1] + 0.3, duration_s=20, rate_per_s=8.0)
     scores = _scores(pace, flood)
     assert sum(z >= 6.0 for z in scores[-40:]) > 30  # still flagged at its end
-    # An action or window scoring 3 or more teaches nothing (a few in the flood score less).
-    assert pace.gap_s > 0.8 * learned and pace.mean < mean + 0.1
+    # Nothing is learned while the CUSUM holds 4.5 nats or more (the flood's first gaps are).
+    assert pace.gap_s > 0.8 * learned and pace.mean_gap_s > 0.8 * mean_gap
+
+
+def test_score_one_never_mutates() -> None:
+    pace = PaceDetector()
+    _scores(pace, deliberating_times(15, start_s=0, duration_s=300))
+    before = pickle.dumps(pace)
+    pace.score_one({"t": 300.5})
+    assert pickle.dumps(pace) == before
 
 
 @pytest.mark.parametrize(
@@ -122,10 +148,12 @@ def test_a_flood_does_not_teach_its_own_pace() -> None:
         ({"quantile": 0.7}, "quantile"),
         ({"step": 0.0}, "step"),
         ({"alpha": 1.5}, "alpha"),
+        ({"gap_alpha": 0.0}, "gap_alpha"),
+        ({"factor": 1.0}, "factor"),
+        ({"hold_nats": 50.0}, "hold_nats"),
         ({"warmup_windows": 0}, "warmup_windows"),
-        ({"floor": 0.0}, "floor"),
-        ({"clip_z": -1.0}, "clip_z"),
-        ({"hold_windows": -1}, "hold_windows"),
+        ({"refresh_windows": 0}, "refresh_windows"),
+        ({"report_z": 0.5}, "report_z"),
     ],
 )
 def test_arguments_are_validated(kwargs: dict[str, float], name: str) -> None:
@@ -133,6 +161,21 @@ def test_arguments_are_validated(kwargs: dict[str, float], name: str) -> None:
         PaceDetector(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="t must be finite"):
         PaceDetector().observe(math.nan)
+
+
+def test_a_pace_pickled_before_the_cusum_restores_as_a_fresh_one_in_step() -> None:
+    # The state a version-4 snapshot holds for an agent's pace (PaceDetector's slots then).
+    old = {
+        "_down": 0.98, "_fast": 2, "_gap": 0.2, "_held": 0, "_last_t": 100.5, "_mean": 0.07,
+        "_n_windows": 90, "_need": 3.0, "_p1": 1, "_p2": 0, "_settling": 0, "_up": 1.001,
+        "_window": 100, "alpha": 0.02, "clip_z": 3.0, "floor": 0.05, "hold_windows": 30,
+        "quantile": 0.05, "report_z": 6.0, "step": 0.02, "warmup_windows": 30, "window_s": 1.0,
+    }  # fmt: skip
+    pace = PaceDetector.__new__(PaceDetector)
+    pace.__setstate__((None, old))
+    assert not pace.warm and pace.gap_s == 0.0 and pace.report_z == 6.0
+    assert pace._window == 100  # in step with its action rate's windows
+    assert pace.observe(100.7) == 0.0 and pace.paused is False
 
 
 def test_an_action_rate_pickled_before_the_pace_restores_with_a_fresh_one() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pickle
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from agentwatch.detectors import (
     ActionRateDetector,
+    AgentEvent,
     Anomaly,
     CycleDetector,
     DetectorPipeline,
@@ -153,7 +155,7 @@ def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float
     # observe is the reference.
     pipeline = DetectorPipeline(rate_warmup_windows=2)
     loop, cycle = LoopDetector(), CycleDetector()
-    rate = ActionRateDetector(warmup_windows=2)
+    rate = ActionRateDetector(warmup_windows=2, report_z=6.0)  # the pipeline's warning
     t = T0_S
     for gap, fingerprint in steps:
         t += gap
@@ -175,10 +177,29 @@ def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float
             rate.std,
         )
         assert state.rate.count_one({"t": t + 0.01}) == rate.count_one({"t": t + 0.01})
-        inlined, pace = state.rate.pace, rate.pace  # the pace, inlined with the rate
-        assert (inlined.gap_s, inlined.mean, inlined.recent, inlined.warm) == (
-            pace.gap_s,
-            pace.mean,
-            pace.recent,
-            pace.warm,
-        )
+        # The pace, inlined with the rate: every learned number (its gap quantile, mean gap,
+        # CUSUM, tier counts and shares) as its own step_to leaves it.
+        assert state.rate.pace.__getstate__() == rate.pace.__getstate__()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_inlined_pace_learns_as_its_own_step_on_long_streams(seed: int) -> None:
+    # Long enough for the pace to settle, warm up and score (its tiers' ratios set, its
+    # CUSUM rising in floods and falling after), which short generated examples never reach;
+    # idle heartbeats pause both.
+    rng = random.Random(seed)
+    pipeline = DetectorPipeline()
+    rate = ActionRateDetector(report_z=6.0)  # the pipeline's warning
+    t = T0_S
+    for k in range(3_000):
+        flood = 1_200 <= k % 1_500 < 1_260
+        t += rng.expovariate(12.0) if flood else max(rng.expovariate(2.0), rng.uniform(0.1, 0.4))
+        if k % 700 == 699:  # idle for a while
+            t += 30.0
+            idle = AgentEvent("a1", "researcher", EventKind.HEARTBEAT, round(t * 1e9), key="idle")
+            pipeline.process(idle)
+            rate.pause()
+        pipeline.process(action(t))
+        rate.observe(round(t * 1e9) / 1_000_000_000)
+        assert pipeline._agents["a1"].rate.pace.__getstate__() == rate.pace.__getstate__()
+    assert rate.pace.warm and rate.pace._l0 > 0.0  # the scoring path was compared too
