@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import re
 import sys
 from collections import Counter
@@ -31,6 +32,11 @@ _COLUMNS = ("Timestamp", "SpanId", "TraceId", "SpanName", "ServiceName",
             "ResourceAttributes", "SpanAttributes", "StatusCode", "Duration")  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _AGO = re.compile(r"^(\d+)([smhd])$")
+# The replay's defaults are the service's: the pipeline's own.
+_PIPELINE_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(DetectorPipeline).parameters.items()
+}
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -57,9 +63,15 @@ def add_history_arguments(datasets: Any) -> None:
     history.add_argument("--since", default="24h", help="RFC 3339 time or an age: 30m, 24h, 7d")
     history.add_argument("--until", help="RFC 3339 time (default: now)")
     history.add_argument("--service", help="only this cohort (service.name)")
-    history.add_argument("--loop-min-repeats", type=int, default=3)
-    history.add_argument("--rate-warning-z", type=float, default=6.0)
-    history.add_argument("--rate-critical-z", type=float, default=8.0)
+    for flag, name in (
+        ("--loop-min-repeats", "loop_min_repeats"),
+        ("--rate-warning-z", "rate_warning_z"),
+        ("--rate-critical-z", "rate_critical_z"),
+    ):
+        default = _PIPELINE_DEFAULTS[name]
+        history.add_argument(
+            flag, type=type(default), default=default, help=f"default {default:g}, the service's"
+        )
     history.add_argument(
         "--session-patterns",
         action="store_true",

@@ -193,7 +193,7 @@ def test_a_snapshot_keeps_the_message_baseline() -> None:
     assert _flood(restored, T0_S + 605) == ["message_volume:warning"]
     # A pipeline that saw no messages creates the detector at the first and is warming up.
     assert _flood(DetectorPipeline(), T0_S + 605) == []
-    assert original.snapshot()[4:6] == _SNAPSHOT_VERSION.to_bytes(2, "little") == b"\x04\x00"
+    assert original.snapshot()[4:6] == _SNAPSHOT_VERSION.to_bytes(2, "little") == b"\x05\x00"
 
 
 def _version_2_blob(pipeline: DetectorPipeline) -> bytes:
@@ -226,7 +226,7 @@ def test_a_version_2_snapshot_restores_and_starts_message_volume_afresh() -> Non
     assert state.actions == original._agents["a1"].actions  # the old baselines survived
     _warm(restored)
     assert _flood(restored, T0_S + 605) == ["message_volume:warning"]
-    assert restored.snapshot()[4:6] == (4).to_bytes(2, "little")
+    assert restored.snapshot()[4:6] == (5).to_bytes(2, "little")  # written as the newest
 
 
 def test_message_settings_are_validated_and_part_of_the_snapshot() -> None:

@@ -59,7 +59,7 @@ def test_a_slow_agents_5x_spike_is_flagged_within_two_seconds(seed: int) -> None
     # 2 s hold about 3 of this agent's usual actions and 15 of the spike's: the count alone
     # needs longer (it is what flagged these before the pace); most of them are fast.
     assert t - onset <= 2.0
-    assert first.evidence["fast_actions"] >= 3
+    assert first.evidence["fast_actions"] >= 2 and first.evidence["pace_nats"] > 15.0
     assert "came within" in first.evidence["summary"]
 
 

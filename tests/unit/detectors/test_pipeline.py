@@ -155,7 +155,7 @@ def test_the_inlined_hot_path_learns_as_the_detectors_do(steps: list[tuple[float
     # observe is the reference.
     pipeline = DetectorPipeline(rate_warmup_windows=2)
     loop, cycle = LoopDetector(), CycleDetector()
-    rate = ActionRateDetector(warmup_windows=2, report_z=6.0)  # the pipeline's warning
+    rate = ActionRateDetector(warmup_windows=2, report_z=pipeline.rate_warning_z)
     t = T0_S
     for gap, fingerprint in steps:
         t += gap
@@ -189,7 +189,7 @@ def test_the_inlined_pace_learns_as_its_own_step_on_long_streams(seed: int) -> N
     # idle heartbeats pause both.
     rng = random.Random(seed)
     pipeline = DetectorPipeline()
-    rate = ActionRateDetector(report_z=6.0)  # the pipeline's warning
+    rate = ActionRateDetector(report_z=pipeline.rate_warning_z)
     t = T0_S
     for k in range(3_000):
         flood = 1_200 <= k % 1_500 < 1_260

@@ -51,7 +51,7 @@ def test_a_spike_is_flagged_in_its_open_window_once_per_severity() -> None:
         assert round(SPIKE_START_S * NS_PER_S) <= trigger_ns <= last_spike_ns < window_end_ns
         assert anomaly.score >= anomaly.threshold
     warning, critical = found
-    assert (warning.threshold, critical.threshold) == (6.0, 8.0)
+    assert (warning.threshold, critical.threshold) == (5.5, 8.0)
     assert warning.evidence["observed"] < critical.evidence["observed"] <= 30 + 10
     assert warning.evidence["window_s"] == 1.0
     assert warning.evidence["summary"].startswith(

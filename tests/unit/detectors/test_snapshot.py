@@ -105,4 +105,4 @@ def test_a_version_1_snapshot_restores_with_fresh_new_families() -> None:
     beat = AgentEvent("a1", "c", EventKind.HEARTBEAT, 40 * NS, key="running", value=1.0)
     decision = AgentEvent("a1", "c", EventKind.DECISION, 41 * NS, key="x", duration_s=0.2)
     assert restored.process(beat) == [] and restored.process(decision) == []
-    assert restored.snapshot()[4:6] == (4).to_bytes(2, "little")
+    assert restored.snapshot()[4:6] == (5).to_bytes(2, "little")  # written as the newest
