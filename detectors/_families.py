@@ -193,6 +193,8 @@ class FamilyHandlers(AnomalyRaiser):
     drift_critical_nats: float
     _window_ns: int
     _exemplars: dict[str, str]
+    _mix_exemplars: dict[str, str]
+    _agents: dict[str, _AgentState]
 
     def _process_loop(
         self, state: _AgentState, event: AgentEvent, repeats: float, out: list[Anomaly]
@@ -341,6 +343,18 @@ class FamilyHandlers(AnomalyRaiser):
             },
             out=out,
         )
+
+    def _share_cohort_mix(self, state: _AgentState, event: AgentEvent) -> None:
+        """Every 64th action: an agent with a warm tool mix becomes its cohort's example; a
+        cold one (a bursty agent needs minutes for its first 200 calls) adopts the example's
+        baseline shares and is judged against them from then on."""
+        drift = state.drift
+        if drift._n > drift.warmup:
+            self._mix_exemplars[event.service] = event.agent
+            return
+        exemplar = self._agents.get(self._mix_exemplars.get(event.service, ""))
+        if exemplar is not None:
+            drift.start_from(exemplar.drift)
 
     def _process_drift(
         self,

@@ -37,7 +37,8 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
     ==========  =====================================================================
     action      :class:`LoopDetector` (``loop``) and :class:`CycleDetector` (``cycle``) when
                 it has a fingerprint; :class:`ActionRateDetector` (``action_rate``);
-                :class:`KeyDriftDetector` (``decision_drift``) on its tool;
+                :class:`KeyDriftDetector` (``decision_drift``) on its tool (but for a
+                loop's repeats);
                 :class:`ErrorBurstDetector` (``error_rate``); counted by the drop and goal
                 detectors
     heartbeat   :class:`ActivityDropDetector` (``action_drop``, ``action_stall``)
@@ -219,6 +220,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         self._agents: dict[str, _AgentState] = {}
         # cohort (service) -> an agent of it with a warm rate baseline, for new agents to start from
         self._exemplars: dict[str, str] = {}
+        self._mix_exemplars: dict[str, str] = {}  # cohort -> an agent of it with a warm tool mix
         self._new_state()  # validates the detectors' arguments now rather than at the first event
 
     def process(self, event: AgentEvent) -> list[Anomaly]:
@@ -316,7 +318,10 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
             # One action counter per agent; the drop, error and goal detectors read it.
             n = state.actions = state.actions + 1
             key = event.key
-            if key:
+            # A loop's repeats are the loop family's: in the tool mix they would outlast it.
+            if key and not (fingerprint and loop._run > 1):
+                if not n & 63:  # now and then: a cold agent takes its cohort's tool mix
+                    self._share_cohort_mix(state, event)
                 drift = state.drift.observe(key)
                 if drift[0] >= self.drift_warning_nats or state.drift_level:
                     self._process_drift(state, event, drift, anomalies)

@@ -62,6 +62,7 @@ class PipelineSnapshots:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_mix_exemplars", {})  # pickled before cold agents adopted it
         if "_sessions" not in state:  # pickled before the session family
             self.session_patterns, self._sessions = False, CohortSessions()
             self.session_min_sessions = self._sessions.min_sessions

@@ -82,3 +82,50 @@ def test_the_pipeline_starts_a_new_agent_from_its_cohorts_tool_mix() -> None:
         )
     ]
     assert "decision_drift" not in other
+
+
+def test_a_cold_agent_adopts_its_cohorts_mix_once_a_member_is_warm() -> None:
+    # Both start together, so neither has a warm cohort member at its first call; the bursty
+    # one has made fewer than its 200 calls of warm-up when a destructive tool takes over.
+    from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind
+
+    def run(*, with_veteran: bool) -> list[str]:
+        pipeline = DetectorPipeline()
+
+        def call(agent: str, t_s: float, key: str) -> list[str]:
+            event = AgentEvent(agent, "research", EventKind.ACTION, round(t_s * 1e9), key=key)
+            return [a.detector for a in pipeline.process(event)]
+
+        found = []
+        for i, key in enumerate(_MIX * 3):  # 600 calls at 3 per second
+            if with_veteran:
+                call("veteran", i / 3, key)
+            if i % 7 == 0:  # the bursty one, with the same mix: 86 calls by t = 200 s
+                found += call("bursty", i / 3 + 0.1, key)
+        assert found == []  # the cohort's usual mix, judged against the cohort's, is quiet
+        takeover = (["drop_table"] * 7 + ["search", "read", "write"]) * 4
+        return [d for i, key in enumerate(takeover) for d in call("bursty", 201 + i / 3, key)]
+
+    assert "decision_drift" in run(with_veteran=True)
+    assert run(with_veteran=False) == []  # alone, it is still warming up
+
+
+def test_a_loops_repeats_are_the_loop_familys_not_the_tool_mixs() -> None:
+    from agentwatch.detectors import AgentEvent, DetectorPipeline, EventKind
+
+    pipeline = DetectorPipeline()
+
+    def call(t_s: float, key: str, fingerprint: str) -> list[str]:
+        event = AgentEvent(
+            "a1", "research", EventKind.ACTION, round(t_s * 1e9), key=key, fingerprint=fingerprint
+        )
+        return [a.detector for a in pipeline.process(event)]
+
+    for i, key in enumerate(_MIX * 3):  # warm, every call its own
+        assert call(i / 3, key, f"f{i}") == []
+    # The rare tool called 10 times with the same arguments: a loop, and only that; as
+    # different calls, 10 of the last 20 would be a drift.
+    found = [d for k in range(10) for d in call(200 + k / 3, "drop_table", "same")]
+    assert found == ["loop", "loop"]  # WARNING at the 3rd, CRITICAL at the 6th
+    found = [d for k in range(10) for d in call(210 + k / 3, "drop_table", f"g{k}")]
+    assert "decision_drift" in found
