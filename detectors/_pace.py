@@ -82,7 +82,12 @@ class PaceDetector:
 
     __slots__ = (
         "_bar",
-        "_counts",
+        "_c0",
+        "_c1",
+        "_c2",
+        "_c3",
+        "_c4",
+        "_c5",
         "_down",
         "_e1",
         "_e2",
@@ -185,7 +190,9 @@ class PaceDetector:
         self._window: int | None = None
         self._n_windows = 0
         self._since = 0  # windows closed since the tiers' ratios were computed
-        self._counts = [0] * _TIERS  # gaps per tier since then
+        # Gaps per tier since then (slots rather than a list: one object less to reach on
+        # every action).
+        self._c0 = self._c1 = self._c2 = self._c3 = self._c4 = self._c5 = 0
         self._shares = [0.0] * _TIERS  # learned gaps per tier and window
         # The tiers' upper edges (q/4 ... 4q at the last refresh; 0.0: every gap in the top
         # tier) and their log-likelihood ratios (0.0 until warm).
@@ -218,26 +225,26 @@ class PaceDetector:
                 self._last_t = t
             return 0.0
         self._last_t = t
-        nats, counts = self._nats, self._counts
+        nats = self._nats
         if gap >= self._e5:  # the usual gaps: evidence against a flood, if any
-            counts[5] += 1
+            self._c5 += 1
             nats += self._l5
         elif gap >= self._e4:
-            counts[4] += 1
+            self._c4 += 1
             nats += self._l4
         elif gap >= self._e3:
-            counts[3] += 1
+            self._c3 += 1
             nats += self._l3
         else:  # faster than the agent's usual fastest
             self._fast += 1
             if gap >= self._e2:
-                counts[2] += 1
+                self._c2 += 1
                 nats += self._l2
             elif gap >= self._e1:
-                counts[1] += 1
+                self._c1 += 1
                 nats += self._l1
             else:
-                counts[0] += 1
+                self._c0 += 1
                 nats += self._l0
             if nats > self.max_nats:
                 nats = self.max_nats
@@ -275,14 +282,14 @@ class PaceDetector:
         if self._since < self.refresh_windows:
             return
         self._since = 0
-        counts, shares = self._counts, self._shares
         if self._nats < self.hold_nats:
+            counts = (self._c0, self._c1, self._c2, self._c3, self._c4, self._c5)
             a = min(1.0, self.alpha * self.refresh_windows)
             per_window = 1.0 / self.refresh_windows
+            shares = self._shares
             for j in range(_TIERS):
                 shares[j] += a * (counts[j] * per_window - shares[j])
-        for j in range(_TIERS):
-            counts[j] = 0
+        self._c0 = self._c1 = self._c2 = self._c3 = self._c4 = self._c5 = 0
         self._refresh()
 
     def _refresh(self) -> None:

@@ -305,7 +305,12 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
             ):
                 rate._count = count
                 pace._last_t = t
-                pace._counts[5 if gap >= pace._e5 else 4 if gap >= pace._e4 else 3] += 1
+                if gap >= pace._e5:
+                    pace._c5 += 1
+                elif gap >= pace._e4:
+                    pace._c4 += 1
+                else:
+                    pace._c3 += 1
                 pace._gap = learned * (pace._down if gap < learned else pace._up)
                 pace._mean_gap += pace.gap_alpha * (gap - pace._mean_gap)
                 if pace._settling:
