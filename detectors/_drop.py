@@ -312,13 +312,18 @@ class ActivityDropDetector:
 
     def _maybe_learn(self, count: int, length: float, score: float) -> None:
         """Learns a period unless it is an outlier (a drop scoring ``learn_below_nats``, or a
-        burst above four standard deviations: a rate spike must not teach the baseline a rate
-        the agent will then seem to drop from); after ``hold_periods`` outliers in a row the
-        change is taken as lasting and learned."""
+        burst above four standard deviations, and the periods after it at twice the usual rate
+        or more: a rate spike must not teach the baseline a rate the agent will then seem to drop
+        from); after ``hold_periods`` outliers in a row the change is taken as lasting and
+        learned."""
         if self._n >= self.warmup_periods:
             expected = self._rate * length
             dispersion = max(1.0, self._var_count / self._mean_count) if self._mean_count else 1.0
             high = count > expected + 4.0 * math.sqrt(max(dispersion * expected, 1.0))
+            # A run of outliers goes on while its periods stay at twice the usual rate: one
+            # less far out, if learned, raises the bar for the next, and the baseline would
+            # climb to a long spike's rate, from which the usual rate after it is a drop.
+            high = high or (self._held > 0 and count > 2.0 * expected)
             if (high or score >= self.learn_below_nats) and self._held < self.hold_periods:
                 self._held += 1
                 return

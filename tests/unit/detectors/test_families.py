@@ -279,6 +279,19 @@ def test_a_slow_agents_drop_adds_up_before_its_baseline_follows_it() -> None:
     assert detector.rate > 0.8 * usual  # the drop's periods were kept out of the baseline
 
 
+def test_a_long_spike_does_not_teach_the_baseline_its_rate() -> None:
+    # 50 s at three times the usual rate, 2 s heartbeats: a spike period a little less far
+    # out than the others was learned, which raised the bar for the next, and the baseline
+    # climbed to the spike's rate; the usual rate after it was then a drop (held-out scenario
+    # seed 5). A run of outlier periods now goes on while they stay at twice the usual rate.
+    detector = ActivityDropDetector()
+    _poisson_periods(detector, 0, 600, 2.2)
+    usual = detector.rate
+    _poisson_periods(detector, 600, 650, 6.6)
+    assert _poisson_periods(detector, 650, 800, 2.2) < 12
+    assert detector.rate < 1.3 * usual
+
+
 def test_a_slower_hour_is_not_a_drop() -> None:
     # 70 % of a busy agent's usual rate, over 80 s of 5 s heartbeats: improbable (~16 nats)
     # under Poisson counts, but not a drop.
