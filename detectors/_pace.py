@@ -209,11 +209,11 @@ class PaceDetector:
         """``score_one`` then ``learn_one`` of ``{"t": t}`` in one step; returns the score."""
         if not math.isfinite(t):
             raise ValueError(f"t must be finite, got {t}")
-        return self.step_to(t, math.floor(t / self.window_s), 0.0)
+        return self.step_to(t, math.floor(t / self.window_s))
 
-    def step_to(self, t: float, window: int, into: float) -> float:
+    def step_to(self, t: float, window: int) -> float:
         """:meth:`observe` with the window already computed (the action rate, which counts in
-        the same windows, calls this); ``into``, the share of it elapsed, is not needed."""
+        the same windows, calls this)."""
         current = self._window
         if current is not None and window < current:
             window = current  # a late action belongs to the open window
@@ -295,13 +295,10 @@ class PaceDetector:
     def _refresh(self) -> None:
         """The tiers' edges from the learned quantile, and their log-likelihood ratios."""
         q, mean_gap = self._gap, self._mean_gap
-        if not (q and mean_gap):  # no gap yet: every gap lands in the top tier, adding 0
-            self._e1 = self._e2 = self._e3 = self._e4 = self._e5 = 0.0
-            self._l0 = self._l1 = self._l2 = self._l3 = self._l4 = self._l5 = 0.0
-            return
-        edges = (0.25 * q, 0.5 * q, q, 2.0 * q, 4.0 * q)
+        # No gap yet: every gap lands in the top tier (edges 0), adding 0.
+        edges = (0.25 * q, 0.5 * q, q, 2.0 * q, 4.0 * q) if mean_gap else (0.0,) * 5
         self._e1, self._e2, self._e3, self._e4, self._e5 = edges
-        if not self.warm:
+        if not (q and mean_gap and self.warm):
             self._l0 = self._l1 = self._l2 = self._l3 = self._l4 = self._l5 = 0.0
             return
         own = self._own_probabilities()

@@ -239,7 +239,7 @@ class ActionRateDetector:
             z = 0.0
             if self._need <= 1 and self._n_windows >= self.warmup_windows:
                 z = self._score(1, into, self._prev_count, self._prev_count2)
-        pace = self.pace.step_to(t, window, into)
+        pace = self.pace.step_to(t, window)
         if pace > z:
             z = pace
         return window, (z if z >= self.report_z else 0.0), count, mean, std
