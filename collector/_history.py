@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import inspect
 import re
 import sys
 from collections import Counter
@@ -32,11 +31,9 @@ _COLUMNS = ("Timestamp", "SpanId", "TraceId", "SpanName", "ServiceName",
             "ResourceAttributes", "SpanAttributes", "StatusCode", "Duration")  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 _AGO = re.compile(r"^(\d+)([smhd])$")
-# The replay's defaults are the service's: the pipeline's own.
-_PIPELINE_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(DetectorPipeline).parameters.items()
-}
+# The replay's defaults are the service's: the pipeline's own, read off one made with them (a
+# compiled class keeps no signature to read them from).
+_PIPELINE_DEFAULTS = DetectorPipeline()
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -68,7 +65,7 @@ def add_history_arguments(datasets: Any) -> None:
         ("--rate-warning-z", "rate_warning_z"),
         ("--rate-critical-z", "rate_critical_z"),
     ):
-        default = _PIPELINE_DEFAULTS[name]
+        default = getattr(_PIPELINE_DEFAULTS, name)
         history.add_argument(
             flag, type=type(default), default=default, help=f"default {default:g}, the service's"
         )

@@ -6,12 +6,14 @@ import math
 import sys
 from typing import Any
 
+from agentwatch.detectors._state import Pickled, fields, restore, slots_of
+
 __all__ = ["KeyDriftDetector"]
 
 _UNSCORED = (0.0, 0.0, 0.0)
 
 
-class KeyDriftDetector:
+class KeyDriftDetector(Pickled):
     """Scores how surprising the current key's recent share of actions is (distribution drift).
 
     Two views of an agent's action keys: the last ``window`` actions (a ring of interned keys)
@@ -175,13 +177,11 @@ class KeyDriftDetector:
         """``key``'s baseline share."""
         return self._weights.get(key, 0.0) / self._total if self._total else 0.0
 
-    def __setstate__(self, state: tuple[Any, dict[str, Any]]) -> None:
+    def __setstate__(self, state: Any) -> None:
         # Pickled before the ring's counts were counted on demand: drop them (and the position,
         # which was always ``_n % window``).
-        _, slots = state
-        for name, value in slots.items():
-            if name in self.__slots__:
-                setattr(self, name, value)
+        known = fields(KeyDriftDetector)
+        restore(self, {k: v for k, v in slots_of(state).items() if k in known})
 
     def __repr__(self) -> str:
         return (

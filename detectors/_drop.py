@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from agentwatch.detectors._state import Pickled, slots_of
+
 __all__ = ["ActivityDropDetector"]
 
 _RUNNING = "running"
@@ -12,7 +14,7 @@ _MAX_SHARE = 0.5  # max_share's default (also for older pickles)
 _OWN_ACTIONS = 150  # actions after which a fallback is the agent's own (the rate's alpha 0.1)
 
 
-class ActivityDropDetector:
+class ActivityDropDetector(Pickled):
     """Scores how far an agent's recent actions fall below its usual rate while it says it runs.
 
     An agent that stops acting sends no event to score, but its heartbeats go on: they are this
@@ -130,12 +132,8 @@ class ActivityDropDetector:
         self._n = 0
         self._unlearned = 0  # the newest periods of the look-back not learned yet
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
-        if isinstance(state, tuple):  # default slotted pickling: (None, slots)
-            state = state[1]
+    def __setstate__(self, state: Any) -> None:
+        state = slots_of(state)
         if "_bases" not in state:  # pickled before the look-back kept its baselines: restart it
             state = {
                 **state,

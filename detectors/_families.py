@@ -20,11 +20,15 @@ from agentwatch.detectors._loop import CycleDetector, LoopDetector
 from agentwatch.detectors._messages import MessageVolumeDetector
 from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._session_pattern import SessionTrail
+from agentwatch.detectors._state import Pickled
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
 __all__ = ["AnomalyRaiser", "FamilyHandlers"]
 
 _NS_PER_S = 1_000_000_000
+# Event times in seconds are ``ts_ns / _NS_PER_S_FLOAT``: a float division, which gives the same
+# bits interpreted and compiled (Python divides two ints exactly rounded; mypyc through doubles).
+_NS_PER_S_FLOAT = 1e9
 _LOOP = "loop"
 _CYCLE = "cycle"
 _ACTION_RATE = "action_rate"
@@ -43,7 +47,7 @@ def _level(score: float, warning: float, critical: float) -> int:
 _SEVERITY_BY_RANK = {s.rank: s for s in Severity}
 
 
-class _AgentState:
+class _AgentState(Pickled):
     """One agent's detectors and hysteresis; a few KiB at most in memory."""
 
     __slots__ = (
@@ -74,35 +78,28 @@ class _AgentState:
         "trail",
     )
 
-    def __init__(
-        self,
-        loop: LoopDetector,
-        rate: ActionRateDetector,
-        cycle: CycleDetector,
-        drop: ActivityDropDetector,
-        drift: KeyDriftDetector,
-        errors: ErrorBurstDetector,
-        latency: LatencyDetector,
-        goal: GoalStallDetector,
-    ) -> None:
-        self.loop = loop
+    # Its detectors, which the pipeline sets (``DetectorPipeline._new_state``): ``__init__`` takes
+    # no arguments, since a compiled class's ``__new__`` runs it, and unpickling calls ``__new__``.
+    loop: LoopDetector
+    rate: ActionRateDetector
+    cycle: CycleDetector
+    drop: ActivityDropDetector
+    drift: KeyDriftDetector
+    errors: ErrorBurstDetector
+    latency: LatencyDetector
+    goal: GoalStallDetector
+
+    def __init__(self) -> None:
         self.loop_onset_ns = 0  # event time of the current run's first call
         self.loop_level = 0  # highest severity rank already raised for the current run
-        self.rate = rate
         self.rate_last_z = 0.0  # score of the open window's latest event, i.e. its highest
         self.rate_level = 0  # highest severity rank already raised in the current excursion
-        self.cycle = cycle
         self.cycle_level = 0
-        self.drop = drop
         self.drop_level = 0
-        self.drift = drift
         self.drift_key = ""  # the key the raised drift is about
         self.drift_level = 0
-        self.errors = errors
         self.error_level = 0
-        self.latency = latency
         self.latency_level = 0
-        self.goal = goal
         self.goal_level = 0
         self.goal_deadline = math.inf  # the action count at which a goal without progress stalls
         self.actions = 0  # the agent's actions so far
@@ -232,7 +229,7 @@ class FamilyHandlers(AnomalyRaiser):
         """The action rate's step: its score, then hysteresis."""
         rate = state.rate
         previous = rate._window
-        window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S)
+        window, z, count, mean, std = rate.observe(event.ts_ns / _NS_PER_S_FLOAT)
         if window != previous:
             # When the open window closes, its last score was its highest; below the warning
             # threshold it ends the excursion. So does a silence longer than the three windows

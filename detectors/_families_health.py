@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import math
 
-from agentwatch.detectors._families import _NS_PER_S, AnomalyRaiser, _AgentState, _level
+from agentwatch.detectors._families import (
+    _NS_PER_S,
+    _NS_PER_S_FLOAT,
+    FamilyHandlers,
+    _AgentState,
+    _level,
+)
 from agentwatch.detectors._messages import MessageVolumeDetector, message_evidence
 from agentwatch.detectors._session_pattern import CohortSessions, SessionTrail
 from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
@@ -31,7 +37,7 @@ _SESSION_PATTERN = "session_pattern"
 _RUNNING = "running"  # agentwatch.agent.status of an agent at work
 
 
-class HealthHandlers(AnomalyRaiser):
+class HealthHandlers(FamilyHandlers):
     """:class:`DetectorPipeline`'s handlers for heartbeats, errors, decisions, goals, messages.
 
     A mix-in: the pipeline holds the settings and the agents; see its docstring for the rules.
@@ -59,7 +65,7 @@ class HealthHandlers(AnomalyRaiser):
             dispersion = rate.std**2 / mean if mean > 0 else 1.0
             fallback = (mean / self.rate_window_s, max(2.0, dispersion))
         score, seen, expected, span = state.drop.beat(
-            event.ts_ns / _NS_PER_S, event.key, fallback, state.actions
+            event.ts_ns / _NS_PER_S_FLOAT, event.key, fallback, state.actions
         )
         if score < self.drop_warning_nats:
             if state.drop_level:
@@ -211,7 +217,7 @@ class HealthHandlers(AnomalyRaiser):
         if messages is None:
             messages = state.messages = MessageVolumeDetector(window_s=self.message_window_s)
         previous = messages.window
-        window, z = messages.observe(event.ts_ns / _NS_PER_S, event.value, event.key)
+        window, z = messages.observe(event.ts_ns / _NS_PER_S_FLOAT, event.value, event.key)
         # As the action rate's: a window closing below the warning ends the excursion, and so
         # does a silence of more than three windows.
         if (

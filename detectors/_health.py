@@ -6,6 +6,8 @@ import hashlib
 import math
 from typing import Any
 
+from agentwatch.detectors._state import Pickled
+
 __all__ = ["ErrorBurstDetector", "GoalStallDetector", "LatencyDetector"]
 
 
@@ -20,7 +22,7 @@ def binomial_tail_nats(k: int, n: int, p: float) -> float:
     return -math.log(tail) if tail > 0 else math.inf
 
 
-class ErrorBurstDetector:
+class ErrorBurstDetector(Pickled):
     """Scores the failed calls among an agent's last ``window`` calls against its error rate.
 
     ``score_one(x)`` is the binomial tail surprise, in nats, of the number of failures in the last
@@ -149,7 +151,7 @@ class ErrorBurstDetector:
         )
 
 
-class LatencyDetector:
+class LatencyDetector(Pickled):
     """Counts consecutive decisions much slower than the agent's usual decision latency.
 
     Latencies are compared on a log scale (they are roughly log-normal), floored at
@@ -271,7 +273,7 @@ class LatencyDetector:
 _MAX_GOAL_CHARS = 64
 
 
-class GoalStallDetector:
+class GoalStallDetector(Pickled):
     """Counts actions since the agent's current goal last progressed.
 
     Goal progress events (``agentwatch.goal_progress``: a goal id and a progress in 0..1) set the

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from agentwatch.detectors._state import Pickled
+
 __all__ = ["LoopDetector"]
 
 # Fingerprints are meant to be short stable hashes (DESIGN.md, telemetry contract); anything longer
@@ -18,7 +20,7 @@ def _key(fingerprint: str) -> str:
     return hashlib.blake2b(fingerprint.encode(), digest_size=16).hexdigest()
 
 
-class LoopDetector:
+class LoopDetector(Pickled):
     """Counts identical consecutive action fingerprints.
 
     ``score_one(x)`` is the length the current run of identical fingerprints would have if ``x``
@@ -101,7 +103,7 @@ class LoopDetector:
         return f"LoopDetector(min_repeats={self.min_repeats})"
 
 
-class CycleDetector:
+class CycleDetector(Pickled):
     """Counts repeats of a short cycle of distinct action fingerprints: A-B-A-B..., A-B-C-A-B-C...
 
     A call whose fingerprint was also among the last ``max_period`` calls recurs with a period:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
+from agentwatch.detectors._state import Pickled, restore, slots_of
 from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings
 
 __all__ = ["MessageVolumeDetector", "message_evidence"]
 
 
-class MessageVolumeDetector:
+class MessageVolumeDetector(Pickled):
     """Scores how far the open window's messages (count and bytes) are above the agent's usual.
 
     Messages are counted, and their bytes summed, in fixed event-time windows,
@@ -132,14 +133,10 @@ class MessageVolumeDetector:
         self._prev2 = 0  # and of the one before that
 
     # Defaults for attributes a future version adds, so that older pickles still restore.
-    _PICKLED_DEFAULTS: dict[str, Any] = {}
+    _PICKLED_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in {**self._PICKLED_DEFAULTS, **state}.items():
-            setattr(self, name, value)
+    def __setstate__(self, state: Any) -> None:
+        restore(self, {**self._PICKLED_DEFAULTS, **slots_of(state)})
 
     # --- river's verbs ------------------------------------------------------------------------
     def learn_one(self, x: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ import copy
 import math
 from typing import Any
 
+from agentwatch.detectors._state import Pickled, restore, slots_of
+
 __all__ = ["PaceDetector"]
 
 # The first gaps are learned with ten times the step (the estimate settles within them); no
@@ -19,7 +21,7 @@ _LEAST_SLOW = 0.005  # least learned probability of each tier above the usual fa
 _LEAST_FLOOD = 1e-12  # least probability of a tier under the flood's model
 
 
-class PaceDetector:
+class PaceDetector(Pickled):
     """Scores how much likelier an agent's latest gaps between actions are a flood's than its own.
 
     An agent that deliberates before it acts (a model call, then a tool call) has a floor under
@@ -330,8 +332,8 @@ class PaceDetector:
         """Returns the score the action at ``x["t"]`` would get; never mutates the detector."""
         return copy.deepcopy(self).observe(float(x["t"]))
 
-    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
-        slots = state[1] if isinstance(state, tuple) else state
+    def __setstate__(self, state: Any) -> None:
+        slots = slots_of(state)
         if "_shares" not in slots:  # pickled before the CUSUM: it learns afresh, in step
             PaceDetector.__init__(
                 self,
@@ -343,8 +345,7 @@ class PaceDetector:
             )
             self._window = slots["_window"]
             return
-        for name, value in slots.items():
-            setattr(self, name, value)
+        restore(self, slots)
 
     @property
     def paused(self) -> bool:

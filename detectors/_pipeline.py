@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
-from agentwatch.detectors._families import FamilyHandlers, _AgentState
-from agentwatch.detectors._families_health import HealthHandlers
+from agentwatch.detectors._families import _NS_PER_S_FLOAT, _AgentState
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
 from agentwatch.detectors._messages import MessageVolumeDetector
@@ -25,7 +24,7 @@ __all__ = ["DetectorPipeline"]
 _NS_PER_S = 1_000_000_000
 
 
-class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
+class DetectorPipeline(PipelineSnapshots):
     """Keys events by agent, runs the per-agent detectors, thresholds with hysteresis.
 
     Each agent (``AgentEvent.agent``) gets, lazily, one detector of each family (DESIGN.md,
@@ -287,7 +286,7 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
                     times.pop()
             rate = state.rate  # ActionRateDetector.observe while nothing can score, inlined
             pace = rate.pace  # with PaceDetector.step_to (its windows are the rate's)
-            t = ts_ns / _NS_PER_S
+            t = ts_ns / _NS_PER_S_FLOAT
             q = t / rate.window_s
             window = rate._window
             count = rate._count + 1
@@ -381,19 +380,19 @@ class DetectorPipeline(FamilyHandlers, HealthHandlers, PipelineSnapshots):
         return len(self._agents)
 
     def _new_state(self) -> _AgentState:
-        return _AgentState(
-            LoopDetector(min_repeats=self.loop_min_repeats),
-            ActionRateDetector(
-                window_s=self.rate_window_s,
-                alpha=self.rate_alpha,
-                warmup_windows=self.rate_warmup_windows,
-                max_gap_windows=self.rate_max_gap_windows,
-                report_z=max(1.0, self.rate_warning_z),
-            ),
-            CycleDetector(),
-            ActivityDropDetector(),
-            KeyDriftDetector(),
-            ErrorBurstDetector(),
-            LatencyDetector(),
-            GoalStallDetector(min_actions=self.goal_stall_actions),
+        state = _AgentState()
+        state.loop = LoopDetector(min_repeats=self.loop_min_repeats)
+        state.rate = ActionRateDetector(
+            window_s=self.rate_window_s,
+            alpha=self.rate_alpha,
+            warmup_windows=self.rate_warmup_windows,
+            max_gap_windows=self.rate_max_gap_windows,
+            report_z=max(1.0, self.rate_warning_z),
         )
+        state.cycle = CycleDetector()
+        state.drop = ActivityDropDetector()
+        state.drift = KeyDriftDetector()
+        state.errors = ErrorBurstDetector()
+        state.latency = LatencyDetector()
+        state.goal = GoalStallDetector(min_actions=self.goal_stall_actions)
+        return state

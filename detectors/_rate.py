@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from agentwatch.detectors._pace import PaceDetector
+from agentwatch.detectors._state import Pickled, slots_of
 from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings, surprise_above
 
 __all__ = ["ActionRateDetector"]
@@ -18,7 +19,7 @@ _SLOW_ALPHA = 0.003  # the slower mean's default fading factor (also for older p
 _LEAST_MEAN = 0.05  # the least per-window mean a count is judged against
 
 
-class ActionRateDetector:
+class ActionRateDetector(Pickled):
     """Scores how far the current window's actions are above the agent's usual rate and pace.
 
     Events are counted in fixed event-time windows, ``floor(t / window_s)``. When an event lands
@@ -164,7 +165,7 @@ class ActionRateDetector:
         self._paused = False
 
     # Defaults for detectors pickled before these attributes existed (snapshot version 1).
-    _PICKLED_DEFAULTS: dict[str, Any] = {
+    _PICKLED_DEFAULTS: ClassVar[dict[str, Any]] = {
         "_prev_count": 0,
         "_prev_count2": 0,
         "_paused": False,
@@ -175,12 +176,8 @@ class ActionRateDetector:
         "report_z": 1.0,
     }
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
-        if isinstance(state, tuple):  # default slotted pickling: (None, slots)
-            state = state[1]
+    def __setstate__(self, state: Any) -> None:
+        state = slots_of(state)
         state = {**self._PICKLED_DEFAULTS, **state}
         if "_slow_mean" not in state:  # pickled before the slow mean: start it at the mean
             state["_slow_mean"] = state.get("_ew_mean", 0.0)
@@ -259,7 +256,7 @@ class ActionRateDetector:
         # A window above ``clip_z`` scales is held out of the baseline, for up to ``hold_windows``
         # in a row, so that a spike is not learned as normal within a few windows (it would
         # inflate the variance first); past that, a lasting shift is learned, winsorized.
-        count: float = self._count
+        count = float(self._count)
         mean, scale = self._base_mean, self._base_scale
         limit = mean + self.clip_z * scale
         if self._n_windows >= self.warmup_windows and (

@@ -27,11 +27,12 @@ from array import array
 from dataclasses import dataclass
 
 from agentwatch.detectors._sequence import TransitionModel
+from agentwatch.detectors._state import Pickled
 
 __all__ = ["CohortSessions", "SessionTrail", "SessionVerdict"]
 
 
-class SessionTrail:
+class SessionTrail(Pickled):
     """One agent's recent calls, with their times, and its sessions waiting for their calls.
 
     Created at the agent's first session event (agents that never report sessions carry

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentwatch.detectors._families import _AgentState
+from agentwatch.detectors._families_health import HealthHandlers
 from agentwatch.detectors._session_pattern import CohortSessions
+from agentwatch.detectors._state import fields, restore, state_of
 
 __all__ = ["PipelineSnapshots"]
 
@@ -33,7 +35,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class PipelineSnapshots:
+class PipelineSnapshots(HealthHandlers):
     """:class:`DetectorPipeline`'s :meth:`snapshot` and :meth:`restore`, and its pickling.
 
     A mix-in: the pipeline holds the settings and the agents, and makes a fresh agent state
@@ -49,20 +51,21 @@ class PipelineSnapshots:
     message_window_s: float
     _agents: dict[str, _AgentState]
     _sessions: CohortSessions
-    _new_state: Callable[[], _AgentState]
     session_patterns: bool
     session_min_sessions: int
     clock: Callable[[], int]
     id_factory: Callable[[], str]
 
+    def _new_state(self) -> _AgentState:
+        """A fresh agent state with the pipeline's settings (the pipeline's)."""
+        raise NotImplementedError
+
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["clock"], state["id_factory"]
-        return state
+        return state_of(self, skip=("clock", "id_factory"))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__dict__.setdefault("_mix_exemplars", {})  # pickled before cold agents adopted it
+        # _mix_exemplars: absent when pickled before cold agents adopted their cohort's tool mix
+        restore(self, {"_mix_exemplars": {}, **state})
         if "_sessions" not in state:  # pickled before the session family
             self.session_patterns, self._sessions = False, CohortSessions()
             self.session_min_sessions = self._sessions.min_sessions
@@ -122,7 +125,7 @@ class PipelineSnapshots:
         if version < _SNAPSHOT_VERSION:
             for agent_state in agents.values():
                 fresh = self._new_state()
-                for name in _AgentState.__slots__:
+                for name in fields(_AgentState):
                     if not hasattr(agent_state, name):
                         setattr(agent_state, name, getattr(fresh, name))
         if not merge:

@@ -188,7 +188,7 @@ def _merge(snapshots: Iterable[bytes]) -> DetectorPipeline:
     merged = DetectorPipeline()
     for blob in snapshots:
         state: dict[str, Any] = pickle.loads(blob).__getstate__()
-        merged.__dict__["_agents"].update(state["_agents"])
+        merged._agents.update(state["_agents"])
     return merged
 
 

@@ -153,12 +153,28 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     text = (DEPLOY / "docker" / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", text, re.M)) >= 2
     assert "[${EXTRAS}]" in text and "ARG EXTRAS=collector" in text
+    builder = text.split("\nFROM ")[0]  # compiles the detectors: setup.py and a C compiler
+    assert "setup.py" in builder and "gcc" in builder
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0"))
     assert re.search(r"^EXPOSE 4317 4318 8080$", text, re.M)
     assert re.search(r'^VOLUME \["/data"\]$', text, re.M)
     healthcheck = text[text.index("HEALTHCHECK") :].split("\nENTRYPOINT")[0]
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck
+
+
+def test_dockerfile_copies_only_what_its_dockerignore_lets_in() -> None:
+    # The context is everything but what Dockerfile.dockerignore admits: a COPY of anything else
+    # fails the build (LICENSE, which the wheel's metadata names, was once left out).
+    text = (DEPLOY / "docker" / "Dockerfile").read_text()
+    ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
+    admitted = {line[1:] for line in ignore if line.startswith("!")}
+    copied = [
+        source
+        for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M)
+        for source in line.split()[:-1]
+    ]
+    assert copied and set(copied) <= admitted, set(copied) - admitted
 
 
 # --- the Collector config checker itself --------------------------------------------------------

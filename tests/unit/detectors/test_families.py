@@ -194,7 +194,7 @@ def test_drift_pickled_with_its_ring_counts_restores() -> None:
     for key in keys:
         detector.observe(key)
         reference.observe(key)
-    _, slots = detector.__reduce_ex__(2)[2]
+    slots = dict(detector.__getstate__())
     ring = slots["_recent"]
     slots |= {"_counts": {k: ring.count(k) for k in set(ring)}, "_pos": slots["_n"] % 20}
     old = KeyDriftDetector.__new__(KeyDriftDetector)

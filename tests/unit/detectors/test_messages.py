@@ -201,13 +201,14 @@ def _version_2_blob(pipeline: DetectorPipeline) -> bytes:
     import struct
 
     from agentwatch.detectors._families import _AgentState
+    from agentwatch.detectors._state import fields
 
     new_slots = ("messages", "message_level", "message_last_z")
     agents = {}
     for agent in pipeline.agents():
         current = pipeline._agents[agent]
-        old = object.__new__(_AgentState)
-        for name in _AgentState.__slots__:
+        old = _AgentState()
+        for name in fields(_AgentState):
             if name not in new_slots:
                 setattr(old, name, getattr(current, name))
         agents[agent] = old

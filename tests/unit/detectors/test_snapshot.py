@@ -86,7 +86,7 @@ def _version_1_blob(pipeline: DetectorPipeline) -> bytes:
     agents = {}
     for agent in pipeline.agents():
         current = pipeline._agents[agent]
-        old = object.__new__(_AgentState)
+        old = _AgentState()
         for name in old_slots:
             setattr(old, name, getattr(current, name))
         agents[agent] = old
