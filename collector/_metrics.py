@@ -7,12 +7,29 @@ Names follow ``agentwatch_<subsystem>_<name>_<unit>``; counters end in ``_total`
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics", "detectors_build", "version"]
+
+
+def version() -> str:
+    """The installed distribution's version ("unknown" when run from a bare source tree)."""
+    try:
+        return metadata.version("agentwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def detectors_build() -> str:
+    """``compiled`` or ``interpreted``: how the detectors' per-event modules run (setup.py)."""
+    from agentwatch.detectors import compiled
+
+    return "compiled" if compiled() else "interpreted"
+
 
 # Insert latency buckets (seconds): embedded inserts cost ~8 ms each, server ones more.
 _INSERT_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -24,6 +41,13 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        build = Gauge(
+            "agentwatch_build_info",
+            "1, labelled with the version and whether the detectors run compiled or interpreted.",
+            ["version", "detectors"],
+            registry=r,
+        )
+        build.labels(version=version(), detectors=detectors_build()).set(1)
         self.spans_received = Counter(
             "agentwatch_collector_spans_received", "Spans received over OTLP.", registry=r
         )

@@ -17,8 +17,12 @@ latency, goal stalls, message volume), thresholds the scores with hysteresis and
 :class:`Anomaly` s with evidence. Liveness (missed heartbeats) is a timer, judged outside the
 pipeline. A seeded fleet simulator with labelled faults (``_scenarios``) and its scoring
 (``_evaluate``) measure them all. Nothing here is thread-safe: serialize calls per pipeline.
+
+The pipeline and the per-agent detectors are usually compiled (mypyc, at install: setup.py);
+:func:`compiled` says whether they are here. Either way they behave the same.
 """
 
+from agentwatch.detectors import _pipeline as _pipeline_module
 from agentwatch.detectors._census import AgentCountDetector
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
@@ -31,6 +35,13 @@ from agentwatch.detectors._rate import ActionRateDetector
 from agentwatch.detectors._sequence import TransitionModel
 from agentwatch.detectors._series import SeriesDetector
 from agentwatch.detectors._types import AgentEvent, Anomaly, Detector, EventKind, Severity
+
+
+def compiled() -> bool:
+    """True when the per-event modules run compiled, False when interpreted
+    (``AGENTWATCH_PURE_PYTHON=1`` at install, or no C compiler then)."""
+    return not (_pipeline_module.__file__ or "").endswith(".py")
+
 
 __all__ = [
     "ActionRateDetector",
@@ -52,4 +63,5 @@ __all__ = [
     "SeriesDetector",
     "Severity",
     "TransitionModel",
+    "compiled",
 ]

@@ -18,12 +18,12 @@ from agentwatch.detectors import (
     EventKind,
     SeriesDetector,
     TransitionModel,
-    _pipeline,
+    compiled,
 )
 from agentwatch.detectors._sessions import synthetic_sessions
 
 # Whether the detectors run compiled (setup.py) or interpreted (AGENTWATCH_PURE_PYTHON=1).
-_BUILD = "interpreted" if _pipeline.__file__.endswith(".py") else "compiled"
+_BUILD = "compiled" if compiled() else "interpreted"
 N_AGENTS = 10_000
 T0_NS = 1_700_000_000 * 1_000_000_000
 

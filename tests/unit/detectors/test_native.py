@@ -19,15 +19,13 @@ from typing import Any
 import pytest
 
 import agentwatch.detectors
-from agentwatch.detectors import Anomaly, DetectorPipeline
-from agentwatch.detectors import _pipeline as pipeline_module
+from agentwatch.detectors import Anomaly, DetectorPipeline, compiled
 from agentwatch.detectors._scenarios import make_scenario
 
 DETECTORS = Path(agentwatch.detectors.__file__).parent
-COMPILED = not pipeline_module.__file__.endswith(".py")
 
 pytestmark = pytest.mark.skipif(
-    not COMPILED, reason="the detectors are interpreted here (AGENTWATCH_PURE_PYTHON)"
+    not compiled(), reason="the detectors are interpreted here (AGENTWATCH_PURE_PYTHON)"
 )
 
 # 60 agents for 18 minutes (faults start after 10): all ten families raise anomalies.
@@ -117,10 +115,10 @@ def _not_source(directory: str, names: list[str]) -> list[str]:
 def test_compiled_and_interpreted_detectors_raise_the_same_anomalies(tmp_path: Path) -> None:
     events = list(make_scenario(**SCENARIO).events())
     half = len(events) * 3 // 4
-    compiled = _fresh()
-    first = _rows([a for e in events[:half] for a in compiled.process(e)])
-    (tmp_path / "compiled.snapshot").write_bytes(compiled.snapshot())
-    second = _rows([a for e in events[half:] for a in compiled.process(e)])
+    native = _fresh()
+    first = _rows([a for e in events[:half] for a in native.process(e)])
+    (tmp_path / "compiled.snapshot").write_bytes(native.snapshot())
+    second = _rows([a for e in events[half:] for a in native.process(e)])
     assert first and second  # the scenario's faults raise anomalies in both parts
     assert {row[0] for row in first + second} == FAMILIES
 

@@ -106,3 +106,20 @@ def test_a_version_1_snapshot_restores_with_fresh_new_families() -> None:
     decision = AgentEvent("a1", "c", EventKind.DECISION, 41 * NS, key="x", duration_s=0.2)
     assert restored.process(beat) == [] and restored.process(decision) == []
     assert restored.snapshot()[4:6] == (5).to_bytes(2, "little")  # written as the newest
+
+
+def test_a_snapshot_of_the_interpreted_0_1_0_detectors_restores_and_goes_on_the_same() -> None:
+    # Written by agentwatch 0.1.0 (commit 1bdb4d5), interpreted, before the detectors were
+    # compiled and pickled through _state.py (slotted classes then pickled as (None, slots)):
+    # restored here, compiled or not, the agents go on to the anomalies that code raised.
+    import json
+    from pathlib import Path
+
+    from tests.unit.detectors.upgrade_stream import continuation, raised
+
+    data = Path(__file__).parent / "data"
+    restored = DetectorPipeline(clock=lambda: 0, id_factory=lambda: "0" * 32)
+    assert restored.restore((data / "snapshot-v5-interpreted.bin").read_bytes()) == 6
+    expected = json.loads((data / "snapshot-v5-interpreted.json").read_text())
+    assert {row[0] for row in expected} >= {"action_rate", "loop", "decision_drift"}
+    assert raised(restored, continuation()) == expected
