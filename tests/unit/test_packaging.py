@@ -1,9 +1,12 @@
-"""The distribution's layout: every subpackage in the wheel, extras minimal, imports one way."""
+"""The distribution's layout: every subpackage in the wheel, its detectors compiled (or, with no
+compiler, not), extras minimal, imports one way."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -40,6 +43,33 @@ def test_every_subpackage_is_in_the_wheel_with_its_marker(wheel: zipfile.ZipFile
     top_level = {n.split("/", 1)[0] for n in names if not n.startswith("agentwatch-")}
     assert top_level == {"agentwatch"}
     assert "agentwatch/__init__.py" not in names  # a namespace: there is no top-level folder
+
+
+def test_the_wheel_holds_the_compiled_detectors_beside_their_sources(
+    wheel: zipfile.ZipFile,
+) -> None:
+    names = set(wheel.namelist())
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for module in ("_pipeline", "_rate", "_pace", "_native__mypyc"):
+        assert f"agentwatch/detectors/{module}{suffix}" in names
+    assert not any(n.endswith(suffix) for n in names if not n.startswith("agentwatch/detectors/"))
+
+
+def test_without_a_compiler_the_build_warns_and_builds_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "CC": "false"}  # a "compiler" that always fails
+    env.pop("AGENTWATCH_PURE_PYTHON", None)
+    done = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
+         "--build-temp", str(tmp_path / "temp")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # the install goes on, interpreted
+    assert "could not be compiled" in done.stderr and "Install a C compiler" in done.stderr
+    assert not list((tmp_path / "lib").rglob("*.so"))  # no partial build: it would not load
 
 
 def test_sdk_extra_pulls_only_opentelemetry_and_base_needs_nothing(
