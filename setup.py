@@ -35,6 +35,7 @@ NATIVE_MODULES = [
     "_session_pattern",
     "_snapshots",
     "_state",
+    "_types",
     "_windows",
 ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 
@@ -69,6 +69,9 @@ class AgentEvent:
     duration_s: float = 0.0
     value: float = 0.0
 
+    def __reduce__(self) -> tuple[type[AgentEvent], tuple[Any, ...]]:
+        return _reduced(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
@@ -102,9 +105,18 @@ class Anomaly:
     trace_id: str = ""
     span_id: str = ""
 
+    def __reduce__(self) -> tuple[type[Anomaly], tuple[Any, ...]]:
+        return _reduced(self)
+
     @property
     def summary(self) -> str:
         return str(self.evidence.get("summary", f"{self.detector} anomaly on {self.agent}"))
+
+
+def _reduced(value: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Pickles a frozen dataclass through its constructor: compiled (setup.py), unpickling could
+    not set its fields one by one."""
+    return type(value), tuple(getattr(value, f.name) for f in fields(value))
 
 
 class Detector(Protocol):

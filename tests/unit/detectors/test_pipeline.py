@@ -203,3 +203,22 @@ def test_the_inlined_pace_learns_as_its_own_step_on_long_streams(seed: int) -> N
         rate.observe(round(t * 1e9) / 1_000_000_000)
         assert pipeline._agents["a1"].rate.pace.__getstate__() == rate.pace.__getstate__()
     assert rate.pace.warm and rate.pace._l0 > 0.0  # the scoring path was compared too
+
+
+def test_events_and_anomalies_stay_frozen_and_pickle() -> None:
+    # Compiled (setup.py), a frozen dataclass cannot be unpickled field by field: they pickle
+    # through their constructor, and stay frozen.
+    import dataclasses
+    import pickle
+
+    from agentwatch.detectors import Anomaly, Severity
+
+    event = AgentEvent("a1", "c", EventKind.ACTION, 7, key="search", error=True, value=2.5)
+    anomaly = Anomaly(
+        "0" * 32, "a1", "c", "loop", 3.0, 3.0, Severity.WARNING, 1, 2, {"summary": "s"}, "t"
+    )
+    for value in (event, anomaly):
+        assert pickle.loads(pickle.dumps(value)) == value
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.agent = "a2"  # type: ignore[misc]
+    assert dataclasses.replace(event, key="read").key == "read"
