@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agentwatch.detectors import AgentEvent, Anomaly, DetectorPipeline, EventKind
 from agentwatch.sdk import semconv
@@ -155,29 +156,31 @@ class Detection:
                 self._events.task_done()
 
     def _detect(self, batch: list[Observation]) -> None:
-        observe = self.registry.observe
-        for fields, url, interval_s in batch:
-            event = AgentEvent(*fields)
-            observe(
-                event.agent,
-                event.service,
-                event.ts_ns,
-                heartbeat=event.kind is EventKind.HEARTBEAT,
-                control_url=url,
-                interval_s=interval_s,
-                status=event.key if event.kind is EventKind.HEARTBEAT else "",
-            )
-            if url:  # the kill switch and failover need it before any anomaly
-                self.response.remediator.set_control_url(event.agent, url)
+        for observation in batch:
             try:
-                anomalies = self.pipeline.process(event)
-            except Exception:  # a detector bug must not stop detection of every agent
-                logger.exception("detector failed on an event of agent %s", event.agent)
-                continue
-            for anomaly in anomalies:
-                self.on_anomaly(anomaly)
-            if not anomalies and event.kind is EventKind.ACTION:
-                self.response.observe_action(event.agent)
+                self._detect_one(*observation)
+            except Exception:  # a bug on one event must not stop detection of every agent
+                logger.exception("detection failed on an event %r", observation[0][:4])
+
+    def _detect_one(self, fields: tuple[Any, ...], url: str, interval_s: float) -> None:
+        # Compiled (setup.py), AgentEvent checks its fields' types: a bad one raises here.
+        event = AgentEvent(*fields)
+        self.registry.observe(
+            event.agent,
+            event.service,
+            event.ts_ns,
+            heartbeat=event.kind is EventKind.HEARTBEAT,
+            control_url=url,
+            interval_s=interval_s,
+            status=event.key if event.kind is EventKind.HEARTBEAT else "",
+        )
+        if url:  # the kill switch and failover need it before any anomaly
+            self.response.remediator.set_control_url(event.agent, url)
+        anomalies = self.pipeline.process(event)
+        for anomaly in anomalies:
+            self.on_anomaly(anomaly)
+        if not anomalies and event.kind is EventKind.ACTION:
+            self.response.observe_action(event.agent)
 
     def check_liveness(self, now_ns: int) -> None:
         """Report agents whose heartbeats stopped and cohorts that lost several at once.
