@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._state import Pickled, fields, restore, slots_of
 
 __all__ = ["KeyDriftDetector"]
 
 _UNSCORED = (0.0, 0.0, 0.0)
+_intern: Final = sys.intern  # compiled, a C static: no lookup of sys, then of its intern
 
 
 class KeyDriftDetector(Pickled):
@@ -119,7 +120,7 @@ class KeyDriftDetector(Pickled):
         """
         # Keys are few (a repertoire of tools) but each event brings its own copy of the string:
         # interned, the ring and the dictionaries compare by identity instead of touching copies.
-        key = sys.intern(key)
+        key = _intern(key)
         n = self._n = self._n + 1
         recent, window = self._recent, self.window
         pos = (n - 1) % window

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._state import Pickled, slots_of
 
 __all__ = ["ActivityDropDetector"]
 
-_RUNNING = "running"
-_MAX_SHARE = 0.5  # max_share's default (also for older pickles)
-_OWN_ACTIONS = 150  # actions after which a fallback is the agent's own (the rate's alpha 0.1)
+_RUNNING: Final = "running"
+_MAX_SHARE: Final = 0.5  # max_share's default (also for older pickles)
+# Actions after which a fallback is the agent's own (the rate's alpha 0.1).
+_OWN_ACTIONS: Final = 150
 
 
 class ActivityDropDetector(Pickled):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
@@ -25,14 +25,14 @@ from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
 __all__ = ["AnomalyRaiser", "FamilyHandlers"]
 
-_NS_PER_S = 1_000_000_000
+_NS_PER_S: Final = 1_000_000_000
 # Event times in seconds are ``ts_ns / _NS_PER_S_FLOAT``: a float division, which gives the same
 # bits interpreted and compiled (Python divides two ints exactly rounded; mypyc through doubles).
-_NS_PER_S_FLOAT = 1e9
-_LOOP = "loop"
-_CYCLE = "cycle"
-_ACTION_RATE = "action_rate"
-_DRIFT = "decision_drift"
+_NS_PER_S_FLOAT: Final = 1e9
+_LOOP: Final = "loop"
+_CYCLE: Final = "cycle"
+_ACTION_RATE: Final = "action_rate"
+_DRIFT: Final = "decision_drift"
 
 
 def _level(score: float, warning: float, critical: float) -> int:

@@ -13,6 +13,7 @@ cycle, action rate, decision drift) are :class:`~agentwatch.detectors._families.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from agentwatch.detectors._families import (
     _NS_PER_S,
@@ -27,14 +28,14 @@ from agentwatch.detectors._types import AgentEvent, Anomaly, Severity
 
 __all__ = ["HealthHandlers"]
 
-_ACTION_DROP = "action_drop"
-_ACTION_STALL = "action_stall"
-_ERROR_RATE = "error_rate"
-_LATENCY = "decision_latency"
-_GOAL_STALL = "goal_stall"
-_MESSAGE_VOLUME = "message_volume"
-_SESSION_PATTERN = "session_pattern"
-_RUNNING = "running"  # agentwatch.agent.status of an agent at work
+_ACTION_DROP: Final = "action_drop"
+_ACTION_STALL: Final = "action_stall"
+_ERROR_RATE: Final = "error_rate"
+_LATENCY: Final = "decision_latency"
+_GOAL_STALL: Final = "goal_stall"
+_MESSAGE_VOLUME: Final = "message_volume"
+_SESSION_PATTERN: Final = "session_pattern"
+_RUNNING: Final = "running"  # agentwatch.agent.status of an agent at work
 
 
 class HealthHandlers(FamilyHandlers):

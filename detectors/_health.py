@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._state import Pickled
 
@@ -270,7 +270,7 @@ class LatencyDetector(Pickled):
         )
 
 
-_MAX_GOAL_CHARS = 64
+_MAX_GOAL_CHARS: Final = 64
 
 
 class GoalStallDetector(Pickled):

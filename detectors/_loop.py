@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._state import Pickled
 
@@ -11,7 +11,7 @@ __all__ = ["LoopDetector"]
 
 # Fingerprints are meant to be short stable hashes (DESIGN.md, telemetry contract); anything longer
 # is digested so that one agent's state stays a few dozen bytes whatever the wire carries.
-_MAX_FINGERPRINT_CHARS = 64
+_MAX_FINGERPRINT_CHARS: Final = 64
 
 
 def _key(fingerprint: str) -> str:

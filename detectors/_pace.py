@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Final
 
 from agentwatch.detectors._state import Pickled, restore, slots_of
 
@@ -12,13 +12,13 @@ __all__ = ["PaceDetector"]
 
 # The first gaps are learned with ten times the step (the estimate settles within them); no
 # score is given before.
-_SETTLING_GAPS = 200
-_TIERS = 6  # a gap's tier: [0, q/4), [q/4, q/2), [q/2, q), [q, 2q), [2q, 4q), [4q, inf)
+_SETTLING_GAPS: Final = 200
+_TIERS: Final = 6  # a gap's tier: [0, q/4), [q/4, q/2), [q/2, q), [q, 2q), [2q, 4q), [4q, inf)
 # Least learned probabilities of the two fastest tiers: an agent that is never that fast would
 # otherwise make its first such gap infinitely surprising.
 _LEAST_FASTEST = (1e-4, 5e-4)
-_LEAST_SLOW = 0.005  # least learned probability of each tier above the usual fastest
-_LEAST_FLOOD = 1e-12  # least probability of a tier under the flood's model
+_LEAST_SLOW: Final = 0.005  # least learned probability of each tier above the usual fastest
+_LEAST_FLOOD: Final = 1e-12  # least probability of a tier under the flood's model
 
 
 class PaceDetector(Pickled):

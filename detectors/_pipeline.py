@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
@@ -21,7 +22,14 @@ __all__ = ["DetectorPipeline"]
 # _AgentState lived in this module until snapshot version 2: version 1 pickles name it here, and
 # the import above keeps that name resolvable. _SNAPSHOT_VERSION is re-exported for the tests.
 
-_NS_PER_S = 1_000_000_000
+_NS_PER_S: Final = 1_000_000_000
+# The kinds, as constants: compiled (setup.py), a Final is a C static, a class attribute a lookup.
+_ACTION: Final = EventKind.ACTION
+_HEARTBEAT: Final = EventKind.HEARTBEAT
+_DECISION: Final = EventKind.DECISION
+_GOAL: Final = EventKind.GOAL
+_MESSAGE: Final = EventKind.MESSAGE
+_SESSION: Final = EventKind.SESSION
 
 
 class DetectorPipeline(PipelineSnapshots):
@@ -232,7 +240,7 @@ class DetectorPipeline(PipelineSnapshots):
             New anomalies, WARNING before CRITICAL, in the order of the table above.
         """
         kind = event.kind
-        if kind is EventKind.ACTION:
+        if kind is _ACTION:
             # The hot path: each family's detector state is read directly, and its handler (the
             # thresholds, hysteresis and evidence) called only when there is something to decide.
             # Each family's inlined step is its detector's ``observe`` (the reference; the unit
@@ -339,23 +347,23 @@ class DetectorPipeline(PipelineSnapshots):
                 if trail.pending:
                     self._close_sessions(state, event, trail, anomalies)
             return anomalies
-        if kind is EventKind.HEARTBEAT:
+        if kind is _HEARTBEAT:
             state = self._agents.get(event.agent) or self._add_agent(event)
             anomalies = self._process_heartbeat(state, event)
             trail = state.trail
             if trail is not None and trail.pending:
                 self._close_sessions(state, event, trail, anomalies)
             return anomalies
-        if kind is EventKind.DECISION:
+        if kind is _DECISION:
             state = self._agents.get(event.agent) or self._add_agent(event)
             return self._process_decision(state, event)
-        if kind is EventKind.GOAL:
+        if kind is _GOAL:
             state = self._agents.get(event.agent) or self._add_agent(event)
             self._process_goal(state, event)
-        elif kind is EventKind.MESSAGE:
+        elif kind is _MESSAGE:
             state = self._agents.get(event.agent) or self._add_agent(event)
             return self._process_message(state, event)
-        elif kind is EventKind.SESSION and self.session_patterns:
+        elif kind is _SESSION and self.session_patterns:
             state = self._agents.get(event.agent) or self._add_agent(event)
             self._process_session(state, event)
         return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from agentwatch.detectors._pace import PaceDetector
 from agentwatch.detectors._state import Pickled, slots_of
@@ -14,9 +14,9 @@ __all__ = ["ActionRateDetector"]
 
 # A learned mean below this share of the slower mean is a lull (a drop, a stall, a restart),
 # not a load cycle (+-35 % in the scenarios, rarely more than +-50 % in a day's traffic).
-_LULL_SHARE = 0.5
-_SLOW_ALPHA = 0.003  # the slower mean's default fading factor (also for older pickles)
-_LEAST_MEAN = 0.05  # the least per-window mean a count is judged against
+_LULL_SHARE: Final = 0.5
+_SLOW_ALPHA: Final = 0.003  # the slower mean's default fading factor (also for older pickles)
+_LEAST_MEAN: Final = 0.05  # the least per-window mean a count is judged against
 
 
 class ActionRateDetector(Pickled):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Final
 
 __all__ = ["check_window_settings", "poisson_surprise", "surprise_above"]
 
-_LEAST_SURPRISE = 1.0  # surprise_above reports less as nothing (not worth its logarithm)
+_LEAST_SURPRISE: Final = 1.0  # surprise_above reports less as nothing (not worth its logarithm)
 
 # Scales of the sums of two and three windows' counts (independent windows: sqrt(k) times one's)
 _SQRT2, _SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
