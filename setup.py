@@ -2,10 +2,10 @@
 
 The modules below run for every event (the pipeline, its families and their detectors): mypyc
 turns them, as they are (typed, mypy --strict), into C extensions: 3.7 times fewer
-instructions per event than the same code interpreted (README, Benchmarks). The .py files stay the source and
-the reference: ``AGENTWATCH_PURE_PYTHON=1`` at install time builds none, and the package runs
-the same, slower (tests/unit/detectors/test_native.py holds both to the same results). Where
-they cannot be built (no C compiler), the install warns and goes on interpreted.
+instructions per event than the same code interpreted (README, Benchmarks). The .py files stay
+the source and the reference: ``AGENTWATCH_PURE_PYTHON=1`` at install time builds none, and the
+package runs the same, slower (tests/unit/detectors/test_native.py holds both to the same
+results). Where they cannot be built (no C compiler), the install warns and goes on interpreted.
 
 mypy must see the modules under their import names (``agentwatch.detectors._rate``), but the
 repository keeps ``detectors/`` at its root (DESIGN.md), so the build reads them through a tree
