@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from agentwatch.detectors._state import Pickled, slots_of
+from agentwatch.detectors._state import Pickled, restore, slots_of
 
 __all__ = ["ActivityDropDetector"]
 
@@ -142,9 +142,7 @@ class ActivityDropDetector(Pickled):
                 "_acted": _OWN_ACTIONS,
             }
         # pickled when every period was learned at once, and any shortfall scored
-        state = {"_unlearned": 0, "max_share": _MAX_SHARE, **state}
-        for name, value in state.items():
-            setattr(self, name, value)
+        restore(self, {"_unlearned": 0, "max_share": _MAX_SHARE, **state})
 
     @property
     def warm(self) -> bool:

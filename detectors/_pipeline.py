@@ -8,7 +8,7 @@ from typing import Final
 
 from agentwatch.detectors._drift import KeyDriftDetector
 from agentwatch.detectors._drop import ActivityDropDetector
-from agentwatch.detectors._families import _NS_PER_S_FLOAT, _AgentState
+from agentwatch.detectors._families import _NS_PER_S, _NS_PER_S_FLOAT, _AgentState
 from agentwatch.detectors._health import ErrorBurstDetector, GoalStallDetector, LatencyDetector
 from agentwatch.detectors._loop import _MAX_FINGERPRINT_CHARS, CycleDetector, LoopDetector, _key
 from agentwatch.detectors._messages import MessageVolumeDetector
@@ -22,7 +22,6 @@ __all__ = ["DetectorPipeline"]
 # _AgentState lived in this module until snapshot version 2: version 1 pickles name it here, and
 # the import above keeps that name resolvable. _SNAPSHOT_VERSION is re-exported for the tests.
 
-_NS_PER_S: Final = 1_000_000_000
 # The kinds, as constants: compiled (setup.py), a Final is a C static, a class attribute a lookup.
 _ACTION: Final = EventKind.ACTION
 _HEARTBEAT: Final = EventKind.HEARTBEAT

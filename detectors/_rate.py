@@ -7,7 +7,7 @@ import math
 from typing import Any, ClassVar, Final
 
 from agentwatch.detectors._pace import PaceDetector
-from agentwatch.detectors._state import Pickled, slots_of
+from agentwatch.detectors._state import Pickled, restore, slots_of
 from agentwatch.detectors._windows import _SQRT2, _SQRT3, check_window_settings, surprise_above
 
 __all__ = ["ActionRateDetector"]
@@ -177,16 +177,14 @@ class ActionRateDetector(Pickled):
     }
 
     def __setstate__(self, state: Any) -> None:
-        state = slots_of(state)
-        state = {**self._PICKLED_DEFAULTS, **state}
+        state = {**self._PICKLED_DEFAULTS, **slots_of(state)}
         if "_slow_mean" not in state:  # pickled before the slow mean: start it at the mean
             state["_slow_mean"] = state.get("_ew_mean", 0.0)
         if "_mean" in state:  # pickled before the statistics were floats: river's objects
             mean, var = state.pop("_mean"), state.pop("_var")
             state["_ew_mean"] = float(mean.get())
             state["_ew_square"] = float(var.get()) + state["_ew_mean"] ** 2
-        for name, value in state.items():
-            setattr(self, name, value)
+        restore(self, state)
         if "pace" not in state:  # pickled before the pace: it learns afresh, in step
             self.pace = PaceDetector(window_s=self.window_s, report_z=self.report_z)
             self.pace._window = self._window
